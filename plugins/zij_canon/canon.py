@@ -1,0 +1,167 @@
+"""The whole Canon: vocabularies plus records, with the checks that span files.
+
+``load(directory)`` reads ``categories.yaml``, ``families.yaml``,
+``venues.yaml`` and every ``<category>/<id>.yaml``, validates each against the
+models, then checks what one record cannot check alone: ids match file names
+and are unique, categories, families, venues and related ids exist, and years
+agree with their venue. All problems are collected before anything is raised.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from .loader import CanonError, Problem, line_of, load_yaml, validate
+from .models import Category, Family, Record, Venue
+
+VOCABULARIES = {"categories": Category, "families": Family, "venues": Venue}
+
+
+@dataclass
+class Entry:
+    """A validated record with where it came from."""
+
+    record: Record
+    path: Path
+    display: str
+    node: object = field(repr=False)
+
+    def line(self, *loc) -> int:
+        return line_of(self.node, loc)
+
+
+@dataclass
+class Canon:
+    """The validated Canon."""
+
+    root: Path
+    categories: dict[str, Category]
+    families: dict[str, Family]
+    venues: dict[str, Venue]
+    entries: dict[str, Entry]
+
+    @property
+    def records(self) -> list[Record]:
+        """Records sorted by name (case-insensitive), then id."""
+        return sorted((e.record for e in self.entries.values()), key=lambda r: (r.name.lower(), r.id))
+
+    def in_category(self, category: str) -> list[Record]:
+        """Records listing ``category`` (primary or not), sorted by name."""
+        return [r for r in self.records if category in r.categories]
+
+    def in_family(self, family: str) -> list[Record]:
+        return [r for r in self.records if family in r.families]
+
+    def ordered_categories(self) -> list[Category]:
+        return sorted(self.categories.values(), key=lambda c: (c.order, c.id))
+
+    def links(self, record_id: str) -> list[tuple[str, str, Record]]:
+        """Both directions of ``related``: (direction, relation, other record).
+
+        ``direction`` is ``out`` for links written in this record and ``in`` for
+        links other records make to it.
+        """
+        out = [("out", r.relation, self.entries[r.id].record) for r in self.entries[record_id].record.related]
+        incoming = [
+            ("in", rel.relation, e.record)
+            for e in self.entries.values()
+            for rel in e.record.related
+            if rel.id == record_id
+        ]
+        return out + sorted(incoming, key=lambda t: t[2].name.lower())
+
+
+def _load_vocabulary(root: Path, name: str, model: type[BaseModel], problems: list[Problem]) -> dict:
+    path = root / f"{name}.yaml"
+    display = str(path)
+    if not path.exists():
+        problems.append(Problem(display, 1, "<file>", f"missing vocabulary file; create {name}.yaml"))
+        return {}
+    data, node, found = load_yaml(path, display)
+    problems += found
+    if found:
+        return {}
+    if not isinstance(data, list):
+        problems.append(Problem(display, 1, "<file>", "expected a YAML list of entries"))
+        return {}
+    out = {}
+    for i, item in enumerate(data):
+        value, found = validate(model, item, display, node.value[i] if node else None)
+        problems += [Problem(p.path, p.line, f"[{i}].{p.field}", p.message) for p in found]
+        if value is not None:
+            if value.id in out:
+                problems.append(Problem(display, line_of(node, (i,)), f"[{i}].id", f"duplicate id {value.id!r}"))
+            out[value.id] = value
+    return out
+
+
+def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
+    rec, problems = entry.record, []
+
+    def add(message: str, *loc):
+        problems.append(Problem(entry.display, entry.line(*loc), ".".join(str(x) for x in loc) if loc else "<record>", message))
+
+    if rec.id != entry.path.stem:
+        add(f"id {rec.id!r} differs from the file name {entry.path.stem!r}; rename the file or the id", "id")
+    if rec.categories[0] != entry.path.parent.name:
+        add(
+            f"the primary (first) category is {rec.categories[0]!r} but the file lives in "
+            f"{entry.path.parent.name!r}; move the file or reorder categories",
+            "categories",
+        )
+    for i, cat in enumerate(rec.categories):
+        if cat not in canon.categories:
+            add(f"unknown category {cat!r}; known: {', '.join(sorted(canon.categories))}", "categories", i)
+    for i, fam in enumerate(rec.families):
+        if fam not in canon.families:
+            add(f"unknown family {fam!r}; add it to families.yaml or use a known one", "families", i)
+    venue = canon.venues.get(rec.venue)
+    if venue is None:
+        add(f"unknown venue {rec.venue!r}; add it to venues.yaml or use a known id", "venue")
+    elif venue.since and rec.year < venue.since:
+        add(f"year {rec.year} is before {venue.name} existed ({venue.since})", "year")
+    for i, rel in enumerate(rec.related):
+        if rel.id not in canon.entries:
+            add(f"related id {rel.id!r} is not a Canon record; check the spelling or create the record", "related", i, "id")
+    return problems
+
+
+def load(root: str | Path) -> Canon:
+    """Load and validate the Canon at ``root``; raise CanonError with every problem."""
+    root = Path(root)
+    problems: list[Problem] = []
+    vocab = {name: _load_vocabulary(root, name, model, problems) for name, model in VOCABULARIES.items()}
+    canon = Canon(root, vocab["categories"], vocab["families"], vocab["venues"], {})
+    seen: dict[str, list[Entry]] = defaultdict(list)
+    for path in sorted(root.glob("*/*")):
+        display = str(path)
+        if path.suffix != ".yaml":
+            if path.is_file():
+                problems.append(Problem(display, 1, "<file>", "records are .yaml files; rename or remove this file"))
+            continue
+        if canon.categories and path.parent.name not in canon.categories:
+            problems.append(Problem(display, 1, "<file>", f"folder {path.parent.name!r} is not a category id"))
+            continue
+        data, node, found = load_yaml(path, display)
+        problems += found
+        if found:
+            continue
+        record, found = validate(Record, data, display, node)
+        problems += found
+        if record is not None:
+            seen[record.id].append(Entry(record, path, display, node))
+    for rid, entries in seen.items():
+        if len(entries) > 1:
+            others = ", ".join(e.display for e in entries)
+            for e in entries:
+                problems.append(Problem(e.display, e.line("id"), "id", f"duplicate id {rid!r} (in {others}); ids are unique across the Canon"))
+        canon.entries[rid] = entries[0]
+    for entry in canon.entries.values():
+        problems += _check_entry(entry, canon)
+    if problems:
+        raise CanonError(problems)
+    return canon

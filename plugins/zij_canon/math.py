@@ -1,0 +1,161 @@
+"""Math for the Canon: KaTeX rendering (build time) and a pdflatex compile check.
+
+Every rule and every inline-math piece of every record is rendered by KaTeX
+in one Node process, so pages carry finished math and need no script to show
+it. An equation KaTeX rejects is a build error naming the record file. The
+pdflatex check proves the promise made to users: each rule compiles in a plain
+article with amsmath and amssymb.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import latex
+from .canon import Canon
+from .loader import Problem
+
+HERE = Path(__file__).parent
+RENDER_JS = HERE / "katex_render.js"
+
+
+class MathError(RuntimeError):
+    """KaTeX is missing, or could not render some equations."""
+
+
+def find_katex(start: Path | None = None) -> Path:
+    """Locate the installed npm ``katex`` package (``node_modules/katex``)."""
+    env = os.environ.get("ZIJ_KATEX_DIR")
+    candidates = [Path(env)] if env else []
+    for base in [start or Path.cwd(), *((start or Path.cwd()).parents), HERE.parent.parent]:
+        candidates.append(base / "node_modules" / "katex")
+    for path in candidates:
+        if (path / "dist" / "katex.min.js").is_file():
+            return path.resolve()
+    raise MathError("KaTeX not found: run `make install` (npm ci) or set ZIJ_KATEX_DIR to node_modules/katex")
+
+
+@dataclass(frozen=True)
+class MathItem:
+    """One piece of math to render, with the record field it comes from."""
+
+    key: str
+    latex: str
+    display: bool
+    where: Problem
+
+
+def record_math(canon: Canon) -> list[MathItem]:
+    """Every equation of every record: the rule (display) and inline math in prose."""
+    items: list[MathItem] = []
+    for rid, entry in canon.entries.items():
+        rec = entry.record
+
+        def add(latex_text: str, display: bool, *loc):
+            field = ".".join(str(x) for x in loc)
+            where = Problem(entry.display, entry.line(*loc), field, "")
+            items.append(MathItem(f"{rid}:{field}:{latex_text}", latex_text, display, where))
+
+        add(rec.update_rule.latex, True, "update_rule", "latex")
+        prose = [(rec.summary, ("summary",)), (rec.notes, ("notes",)), (rec.update_rule.notes, ("update_rule", "notes"))]
+        prose += [(s.meaning, ("update_rule", "symbols", i, "meaning")) for i, s in enumerate(rec.update_rule.symbols)]
+        prose += [(h.note, ("hyperparameters", i, "note")) for i, h in enumerate(rec.hyperparameters)]
+        for text, loc in prose:
+            for is_math, piece in latex.split_inline(text or ""):
+                if is_math:
+                    add(piece, False, *loc)
+        for i, s in enumerate(rec.update_rule.symbols):
+            add(s.symbol, False, "update_rule", "symbols", i, "symbol")
+        for i, h in enumerate(rec.hyperparameters):
+            if h.symbol:
+                add(h.symbol, False, "hyperparameters", i, "symbol")
+    return items
+
+
+def katex_render(items: list[tuple[str, str, bool]], katex_dir: Path | None = None) -> dict[str, dict]:
+    """Render (key, latex, display) triples; return key -> {"html"} or {"error"}."""
+    node = shutil.which("node")
+    if node is None:
+        raise MathError("Node.js is needed to render math with KaTeX; install nodejs")
+    katex_dir = katex_dir or find_katex()
+    payload = json.dumps([{"key": k, "latex": t, "display": d} for k, t, d in items])
+    proc = subprocess.run([node, str(RENDER_JS), str(katex_dir)], input=payload, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise MathError(f"KaTeX renderer failed: {proc.stderr.strip()}")
+    return json.loads(proc.stdout)
+
+
+def render_canon_math(canon: Canon, katex_dir: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
+    """Render all of the Canon's math: (latex -> html for inline and display keys, problems)."""
+    items = record_math(canon)
+    unique = {(i.latex, i.display) for i in items}
+    results = katex_render([(f"{int(d)}{t}", t, d) for t, d in unique], katex_dir)
+    html: dict[str, str] = {}
+    problems = []
+    for item in items:
+        result = results[f"{int(item.display)}{item.latex}"]
+        if "error" in result:
+            w = item.where
+            problems.append(Problem(w.path, w.line, w.field, f"KaTeX cannot render this math: {result['error']}"))
+        else:
+            html[f"{int(item.display)}{item.latex}"] = result["html"]
+    return html, sorted(set(problems))
+
+
+TEX_PREAMBLE = r"""\documentclass{article}
+\usepackage{amsmath}
+\usepackage{amssymb}
+\begin{document}
+"""
+
+
+def tex_check(canon: Canon, pdflatex: str | None = None) -> list[Problem]:
+    """Compile every rule in one plain article; return a Problem per failing record.
+
+    Each rule is preceded by a marker in the log, so the first error is pinned
+    to its record; that record is set aside and the rest compiled again.
+    """
+    pdflatex = pdflatex or shutil.which("pdflatex")
+    if pdflatex is None:
+        raise MathError("pdflatex not found: install texlive-latex-base")
+    entries = sorted(canon.entries.values(), key=lambda e: e.display)
+    problems: list[Problem] = []
+    while entries:
+        failed = _compile_once(pdflatex, entries)
+        if failed is None:
+            break
+        entry, message = failed
+        problems.append(Problem(entry.display, entry.line("update_rule", "latex"), "update_rule.latex", message))
+        entries = [e for e in entries if e is not entry]
+    return problems
+
+
+def _compile_once(pdflatex: str, entries) -> tuple[object, str] | None:
+    body = "".join(
+        f"\\typeout{{ZIJ-RULE {i}}}\n\\[\n{e.record.update_rule.latex}\n\\]\n" for i, e in enumerate(entries)
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tex = Path(tmp) / "rules.tex"
+        tex.write_text(TEX_PREAMBLE + body + "\\end{document}\n", encoding="utf-8")
+        proc = subprocess.run(
+            [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "rules.tex"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+        if proc.returncode == 0:
+            return None
+        log = (Path(tmp) / "rules.log").read_text(errors="replace")
+    markers = re.findall(r"ZIJ-RULE (\d+)", log)
+    error = re.search(r"^! (.*)$", log, re.M)
+    message = f"does not compile with pdflatex (amsmath, amssymb): {error.group(1) if error else 'unknown error'}"
+    index = int(markers[-1]) if markers else 0
+    return entries[index], message

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .loader import CanonError, Problem, line_of, load_yaml, validate
-from .models import Category, Family, Record, Venue
+from .loader import CanonError, Problem, field_name, line_of, load_yaml, validate
+from .models import Category, Family, Record, Venue, arxiv_year
 
 VOCABULARIES = {"categories": Category, "families": Family, "venues": Venue}
 
@@ -103,7 +103,7 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
     rec, problems = entry.record, []
 
     def add(message: str, *loc):
-        problems.append(Problem(entry.display, entry.line(*loc), ".".join(str(x) for x in loc) if loc else "<record>", message))
+        problems.append(Problem(entry.display, entry.line(*loc), field_name(loc), message))
 
     if rec.id != entry.path.stem:
         add(f"id {rec.id!r} differs from the file name {entry.path.stem!r}; rename the file or the id", "id")
@@ -113,6 +113,8 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
             f"{entry.path.parent.name!r}; move the file or reorder categories",
             "categories",
         )
+    if len(set(rec.categories)) != len(rec.categories):
+        add("a category is listed twice", "categories")
     for i, cat in enumerate(rec.categories):
         if cat not in canon.categories:
             add(f"unknown category {cat!r}; known: {', '.join(sorted(canon.categories))}", "categories", i)
@@ -124,8 +126,17 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
         add(f"unknown venue {rec.venue!r}; add it to venues.yaml or use a known id", "venue")
     elif venue.since and rec.year < venue.since:
         add(f"year {rec.year} is before {venue.name} existed ({venue.since})", "year")
+    posted = arxiv_year(rec.paper.arxiv) if rec.paper.arxiv else None
+    if posted and rec.year < posted:
+        add(
+            f"{rec.year} is before the arXiv posting ({posted}, from id {rec.paper.arxiv}); "
+            "year is the venue's publication year, which cannot precede the preprint",
+            "year",
+        )
     for i, rel in enumerate(rec.related):
-        if rel.id not in canon.entries:
+        if rel.id == rec.id:
+            add("a record cannot relate to itself", "related", i, "id")
+        elif rel.id not in canon.entries:
             add(f"related id {rel.id!r} is not a Canon record; check the spelling or create the record", "related", i, "id")
     return problems
 

@@ -15,7 +15,7 @@ import datetime
 import re
 from typing import Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import Annotated
 
 from . import latex
@@ -226,21 +226,6 @@ class Record(Strict):
             raise ValueError(f"year {value} is not plausible: expected {FIRST_YEAR}..{latest}")
         return value
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "Record":
-        if self.paper.arxiv:
-            posted = arxiv_year(self.paper.arxiv)
-            if posted and self.year < posted:
-                raise ValueError(
-                    f"year: {self.year} is before the arXiv posting ({posted}, from id {self.paper.arxiv}); "
-                    "year is the publication year of the venue, which cannot precede the preprint"
-                )
-        if len(set(self.categories)) != len(self.categories):
-            raise ValueError("categories: a category is listed twice")
-        if any(r.id == self.id for r in self.related):
-            raise ValueError("related: a record cannot relate to itself")
-        return self
-
 
 class Category(Strict):
     """One of the Canon's categories (``canon/categories.yaml``)."""
@@ -249,7 +234,7 @@ class Category(Strict):
     """Identifier, also the folder name under ``canon/`` and the URL segment."""
     title: str
     """Display title."""
-    intro: Prose
+    intro: str
     """Introduction shown on the category page, in our words."""
     order: int
     """Position in the navigation (ascending)."""

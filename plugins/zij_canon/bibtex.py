@@ -1,0 +1,48 @@
+"""BibTeX entries for Canon records."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .models import Record, Venue
+
+SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_"}
+ENTRY_TYPES = {"conference": "inproceedings", "workshop": "inproceedings", "journal": "article"}
+
+
+def _tex_escape(text: str) -> str:
+    return "".join(SPECIAL.get(c, c) for c in text)
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def cite_key(record: Record) -> str:
+    """``lastname2015adam``-style key; falls back to the record id."""
+    first = record.paper.authors[0].split()[-1] if record.paper.authors else ""
+    word = next((w for w in re.findall(r"[A-Za-z0-9]+", _ascii(record.name))), record.id)
+    return re.sub(r"[^a-z0-9]", "", f"{_ascii(first)}{record.year}{word}".lower()) or record.id
+
+
+def bibtex(record: Record, venue: Venue) -> str:
+    """A BibTeX entry for the record's paper."""
+    kind = ENTRY_TYPES.get(venue.kind, "misc")
+    fields = [("title", "{" + _tex_escape(record.paper.title) + "}")]
+    if record.paper.authors:
+        fields.append(("author", _tex_escape(" and ".join(record.paper.authors))))
+    if kind == "inproceedings":
+        fields.append(("booktitle", _tex_escape(venue.full_name)))
+    elif kind == "article":
+        fields.append(("journal", _tex_escape(venue.full_name)))
+    elif venue.kind != "preprint":
+        fields.append(("howpublished", _tex_escape(venue.full_name)))
+    fields.append(("year", str(record.year)))
+    if record.paper.arxiv:
+        fields += [("eprint", record.paper.arxiv), ("archivePrefix", "arXiv")]
+    if record.paper.doi:
+        fields.append(("doi", record.paper.doi))
+    fields.append(("url", record.paper.url))
+    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+    return f"@{kind}{{{cite_key(record)},\n{body}\n}}"

@@ -1,0 +1,172 @@
+"""Record -> HTML: plain functions the MkDocs plugin calls.
+
+Nothing here knows about MkDocs. A :class:`Renderer` holds the validated
+Canon and its pre-rendered math, and turns records, categories and the home
+page into HTML through jinja2 templates with autoescaping on. Templates can
+be overridden by putting a file of the same name in an override folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
+
+from . import latex
+from .bibtex import bibtex
+from .canon import Canon
+from . import models
+from .models import Record
+
+TEMPLATES = Path(__file__).parent / "templates"
+SOURCE_BADGES = {
+    "paper": ("transcribed from the paper", "The rule is transcribed from the paper's algorithm."),
+    "implementation": ("as implemented in zij", "The rule is what the zij class computes."),
+    "sketch": ("sketch of the mechanism", "The rule states the mechanism; it is not the paper's exact algorithm."),
+}
+
+
+def method_url(record: Record) -> str:
+    """Site-relative URL of a method page (directory style)."""
+    return f"{record.categories[0]}/{record.id}/"
+
+
+def category_url(category_id: str) -> str:
+    return f"{category_id}/"
+
+
+def relative(from_url: str, to_url: str) -> str:
+    """Relative link between two directory-style site URLs ('' is the home page)."""
+    rel = posixpath.relpath("/" + to_url, "/" + from_url)
+    if rel == ".":
+        return "./"
+    return rel + "/" if to_url.endswith("/") else rel
+
+
+class Renderer:
+    """Renders the Canon's pages from templates; math comes pre-rendered."""
+
+    def __init__(self, canon: Canon, math_html: dict[str, str], overrides: Path | None = None, api_urls=None):
+        loaders: list[jinja2.BaseLoader] = []
+        if overrides is not None and overrides.is_dir():
+            loaders.append(jinja2.FileSystemLoader(str(overrides)))
+        loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.canon = canon
+        self.math_html = math_html
+        self.api_urls = api_urls or {}
+        self.env.globals.update(canon=canon)
+
+    # -- helpers exposed to templates -------------------------------------
+    def math(self, text: str, display: bool) -> Markup:
+        """KaTeX HTML for ``text`` (KaTeX escapes its own output)."""
+        return Markup(self.math_html[f"{int(display)}{text}"])
+
+    def prose(self, text: str | None) -> Markup:
+        """Escape prose, rendering its ``$...$`` pieces as inline math."""
+        if not text:
+            return Markup("")
+        parts = [self.math(piece, False) if is_math else escape(piece) for is_math, piece in latex.split_inline(text)]
+        return Markup("").join(parts)
+
+    def _context(self, page_url: str) -> dict:
+        return {
+            "math": self.math,
+            "prose": self.prose,
+            "link": lambda target: relative(page_url, target),
+            "method_url": method_url,
+            "category_url": category_url,
+        }
+
+    # -- pages --------------------------------------------------------------
+    def method_page(self, record: Record) -> str:
+        """HTML body of a method page."""
+        url = method_url(record)
+        venue = self.canon.venues[record.venue]
+        source_label, source_help = SOURCE_BADGES[record.update_rule.rule_source]
+        return self.env.get_template("method.html").render(
+            record=record,
+            venue=venue,
+            categories=[self.canon.categories[c] for c in record.categories],
+            families=[self.canon.families[f] for f in record.families],
+            links=self.canon.links(record.id),
+            source_label=source_label,
+            source_help=source_help,
+            bibtex=bibtex(record, venue),
+            api_url=self.api_urls.get(record.zij_class),
+            **self._context(url),
+        )
+
+    def category_page(self, category_id: str) -> str:
+        category = self.canon.categories[category_id]
+        records = sorted(self.canon.in_category(category_id), key=lambda r: (r.year, r.name.lower()))
+        return self.env.get_template("category.html").render(
+            category=category, records=records, venues=self.canon.venues, api_urls=self.api_urls,
+            **self._context(category_url(category_id)),
+        )
+
+    def home_page(self) -> str:
+        records = self.canon.records
+        return self.env.get_template("home.html").render(
+            categories=self.canon.ordered_categories(),
+            total=len(records),
+            implemented=sum(r.zij_class is not None for r in records),
+            with_code=sum(bool(r.code) for r in records),
+            counts={c: len(self.canon.in_category(c)) for c in self.canon.categories},
+            **self._context(""),
+        )
+
+    def families_page(self) -> str:
+        families = sorted(self.canon.families.values(), key=lambda f: f.title.lower())
+        return self.env.get_template("families.html").render(
+            families=[(f, self.canon.in_family(f.id)) for f in families], **self._context("families/")
+        )
+
+    def schema_page(self) -> str:
+        """Field reference of every record model, from the models' field docstrings."""
+        return self.env.get_template("schema.html").render(models=schema_tables(), **self._context("schema/"))
+
+    def names_index(self) -> list[dict]:
+        """The small name/alias index the search box uses to rank exact names first."""
+        return [
+            {
+                "name": r.name,
+                "aliases": r.aliases,
+                "id": r.id,
+                "url": method_url(r),
+                "category": self.canon.categories[r.categories[0]].title,
+                "year": r.year,
+            }
+            for r in self.canon.records
+        ]
+
+
+SCHEMA_MODELS = (
+    models.Record, models.Paper, models.UpdateRule, models.Symbol, models.Code,
+    models.Hyperparameter, models.Related, models.Category, models.Family, models.Venue,
+)
+
+
+def _type_name(annotation) -> str:
+    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
+    return text or str(annotation).replace("typing.", "").replace("zij_canon.models.", "")
+
+
+def schema_tables() -> list[tuple[str, str, list[tuple[str, str, bool, str]]]]:
+    """(model name, model doc, [(field, type, required, description)]) for the schema page."""
+    return [
+        (
+            model.__name__,
+            (model.__doc__ or "").strip(),
+            [(name, _type_name(f.annotation), f.is_required(), f.description or "") for name, f in model.model_fields.items()],
+        )
+        for model in SCHEMA_MODELS
+    ]

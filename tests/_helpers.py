@@ -1,0 +1,46 @@
+"""Shared helpers for the test suite: small canons and real mkdocs builds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CANON = ROOT / "canon"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MKDOCS = Path(sys.executable).with_name("mkdocs")
+
+
+def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",)) -> Path:
+    """A canon with the real vocabularies and a few real records, at ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for vocab in CANON.glob("*.yaml"):
+        shutil.copy(vocab, dest / vocab.name)
+    for folder in yaml.safe_load((CANON / "categories.yaml").read_text()):
+        (dest / folder["id"]).mkdir(exist_ok=True)
+    for rel in records:
+        shutil.copy(CANON / rel, dest / rel)
+    return dest
+
+
+def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True):
+    """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    docs_dir = docs_dir or ROOT / "site"
+    config["docs_dir"] = str(docs_dir)
+    config["site_dir"] = str(site_dir)
+    config["theme"]["custom_dir"] = str(docs_dir / "overrides")
+    for plugin in config["plugins"]:
+        if isinstance(plugin, dict) and "zij-canon" in plugin:
+            plugin["zij-canon"]["canon_dir"] = str(canon)
+            plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
+    cfg = tmp / f"mkdocs-{site_dir.name}.yml"
+    cfg.write_text(yaml.safe_dump(config))
+    args = [str(MKDOCS), "build", "-f", str(cfg)] + (["--strict"] if strict else [])
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install serve site test bench-site validate clean
+.PHONY: install serve site test bench bench-site validate clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ validate: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/zij-canon validate
 	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m zij._bench
 
 bench-site: $(STAMP)
 	$(PY) -m zij_canon.bench --runs 5

@@ -127,10 +127,10 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
     elif venue.since and rec.year < venue.since:
         add(f"year {rec.year} is before {venue.name} existed ({venue.since})", "year")
     posted = arxiv_year(rec.paper.arxiv) if rec.paper.arxiv else None
-    if posted and rec.year < posted:
+    if posted and venue is not None and venue.kind == "preprint" and rec.year != posted:
         add(
-            f"{rec.year} is before the arXiv posting ({posted}, from id {rec.paper.arxiv}); "
-            "year is the venue's publication year, which cannot precede the preprint",
+            f"{rec.year} differs from the arXiv posting year ({posted}, from id {rec.paper.arxiv}); "
+            "for a preprint, year is the year of first posting",
             "year",
         )
     for i, rel in enumerate(rec.related):

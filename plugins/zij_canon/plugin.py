@@ -21,6 +21,7 @@ from mkdocs.plugins import BasePlugin, get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import CountHandler
 
+from .api import Catalog, api_urls, check_links, family_page
 from .canon import load
 from .loader import CanonError
 from .math import MathError, find_katex, render_canon_math
@@ -43,8 +44,8 @@ class CanonConfig(base.Config):
     """The npm ``katex`` package; found under ``node_modules`` when not set."""
     atomic = c.Type(bool, default=True)
     """Build into a temporary folder and swap it in only after a clean build."""
-    api_pages = c.Type(dict, default={})
-    """Map of a zij class's dotted path to the site URL of its API page."""
+    api = c.Type(bool, default=True)
+    """Generate the API reference of the zij package and link it with the Canon both ways."""
 
 
 def _stub(title: str) -> str:
@@ -60,13 +61,15 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         self.pages: dict[str, callable] = {}
         self.final_site_dir: str | None = None
         self.warnings: CountHandler | None = None
+        self.api_entries = []
 
     def on_startup(self, *, command, dirty):
         """Remember the command: ``serve`` builds without the atomic swap."""
         self.command = command
 
     def on_config(self, config):
-        """Load and validate the Canon, render its math, and register assets."""
+        """Load and validate the Canon, render its math, read the registry, and register assets."""
+        catalog = Catalog() if self.config.api else None  # runs in parallel with the Canon checks
         try:
             self.canon = load(self.config.canon_dir)
             katex = Path(self.config.katex_dir) if self.config.katex_dir else find_katex(Path(config.config_file_path).parent)
@@ -77,11 +80,16 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             raise PluginError(str(exc)) from None
         if problems:
             raise PluginError("KaTeX cannot render:\n" + "\n".join(map(str, problems)))
+        if catalog is not None:
+            self.api_entries = catalog.entries()
+            link_problems = check_links(self.canon, self.api_entries)
+            if link_problems:
+                raise PluginError("the registry and the Canon disagree:\n" + "\n".join(link_problems))
         self.katex_dir = katex
         overrides = Path(self.config.overrides) if self.config.overrides else None
-        self.renderer = Renderer(self.canon, math_html, overrides, self.config.api_pages)
+        self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries))
         config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css"]
-        config.extra_javascript[:0] = ["assets/zij/zij.js"]
+        config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js"]
         if self.config.atomic and self.command != "serve":
             self._redirect_site_dir(config)
         return config
@@ -100,10 +108,17 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         titles = {"index.md": "Home", "families.md": "Families", "schema.md": "Record schema"}
         titles.update({f"{c.id}/index.md": c.title for c in self.canon.categories.values()})
         titles.update({f"{r.categories[0]}/{r.id}.md": r.name for r in self.canon.records})
+        if self.config.api:
+            self.pages["api/index.md"] = lambda: self.renderer.api_index_page(self.api_entries)
+            titles["api/index.md"] = "API reference"
         for uri in self.pages:
             if files.get_file_from_path(uri) is not None:
                 raise PluginError(f"site/{uri} would be replaced by a generated page; remove or rename it")
             files.append(File.generated(config, uri, content=_stub(titles[uri])))
+        for family in sorted({e.family for e in self.api_entries if not e.builtin}):
+            members = [e for e in self.api_entries if e.family == family and not e.builtin]
+            content = family_page(self.canon.families[family].title, members, self.canon)
+            files.append(File.generated(config, f"api/{family}.md", content=content))
         index = json.dumps(self.renderer.names_index(), ensure_ascii=False, separators=(",", ":"))
         files.append(File.generated(config, "assets/zij/names.json", content=index))
         files.append(File.generated(config, "schema/record.schema.json", content=json.dumps(Record.model_json_schema(), indent=1)))
@@ -118,6 +133,10 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         """Replace a generated page's (empty) body with its rendered HTML."""
         render = self.pages.get(page.file.src_uri)
         return render() if render else html
+
+    def on_post_page(self, output, *, page, config):
+        """Put the rendered math into a generated page once search has indexed it."""
+        return self.renderer.fill_math(output) if page.file.src_uri in self.pages else output
 
     def on_serve(self, server, *, config, builder):
         """Rebuild when a record changes."""

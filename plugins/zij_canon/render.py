@@ -9,6 +9,7 @@ be overridden by putting a file of the same name in an override folder.
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 
 import jinja2
@@ -21,6 +22,7 @@ from . import models
 from .models import Record
 
 TEMPLATES = Path(__file__).parent / "templates"
+MATH_PLACEHOLDER = re.compile(r"<!--zij-math:(\d+)-->")
 SOURCE_BADGES = {
     "paper": ("transcribed from the paper", "The rule is transcribed from the paper's algorithm."),
     "implementation": ("as implemented in zij", "The rule is what the zij class computes."),
@@ -38,11 +40,11 @@ def category_url(category_id: str) -> str:
 
 
 def relative(from_url: str, to_url: str) -> str:
-    """Relative link between two directory-style site URLs ('' is the home page)."""
+    """Relative link between two directory-style site URLs ('' is the home page); keeps a #fragment."""
+    to_url, hash_, fragment = to_url.partition("#")
     rel = posixpath.relpath("/" + to_url, "/" + from_url)
-    if rel == ".":
-        return "./"
-    return rel + "/" if to_url.endswith("/") else rel
+    rel = "./" if rel == "." else rel + "/" if to_url.endswith("/") else rel
+    return rel + hash_ + fragment
 
 
 class Renderer:
@@ -61,14 +63,23 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.canon = canon
-        self.math_html = math_html
+        self.math_list = list(math_html.values())
+        self.math_ids = {key: i for i, key in enumerate(math_html)}
         self.api_urls = api_urls or {}
         self.env.globals.update(canon=canon)
 
     # -- helpers exposed to templates -------------------------------------
     def math(self, text: str, display: bool) -> Markup:
-        """KaTeX HTML for ``text`` (KaTeX escapes its own output)."""
-        return Markup(self.math_html[f"{int(display)}{text}"])
+        """A placeholder for the KaTeX HTML of ``text``, filled by :meth:`fill_math`.
+
+        Pages carry placeholders until they are written, so the search indexer
+        never parses KaTeX's many spans (measured: most of the build time).
+        """
+        return Markup(f"<!--zij-math:{self.math_ids[f'{int(display)}{text}']}-->")
+
+    def fill_math(self, html: str) -> str:
+        """Replace the math placeholders in a finished page with KaTeX HTML (escaped by KaTeX)."""
+        return MATH_PLACEHOLDER.sub(lambda m: self.math_list[int(m.group(1))], html)
 
     def prose(self, text: str | None) -> Markup:
         """Escape prose, rendering its ``$...$`` pieces as inline math."""
@@ -133,6 +144,19 @@ class Renderer:
     def schema_page(self) -> str:
         """Field reference of every record model, from the models' field docstrings."""
         return self.env.get_template("schema.html").render(models=schema_tables(), **self._context("schema/"))
+
+    def api_index_page(self, entries) -> str:
+        """The API index: families of zij's own classes, and torch.optim's registered classes."""
+        own = sorted((e for e in entries if not e.builtin), key=lambda e: (e.family, e.name.lower()))
+        families = {}
+        for e in own:
+            families.setdefault(e.family, []).append(e)
+        return self.env.get_template("api_index.html").render(
+            families=[(self.canon.families[f], members) for f, members in sorted(families.items())],
+            builtins=sorted((e for e in entries if e.builtin), key=lambda e: e.name.lower()),
+            records={e.public: self.canon.entries[e.canon_id].record for e in entries},
+            **self._context("api/"),
+        )
 
     def names_index(self) -> list[dict]:
         """The small name/alias index the search box uses to rank exact names first."""

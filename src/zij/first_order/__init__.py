@@ -1,0 +1,1 @@
+"""First-order optimizers written from their papers."""

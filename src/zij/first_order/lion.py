@@ -1,0 +1,118 @@
+"""Lion: sign of an interpolated momentum (Chen et al., 2023)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def lion_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    weight_decay: float,
+) -> None:
+    """One Lion step for one tensor, in place.
+
+    c = beta1 * m + (1 - beta1) * g;  theta <- theta - lr * (sign(c) + weight_decay * theta);
+    m <- beta2 * m + (1 - beta2) * g.
+    """
+    direction = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
+    param.mul_(1 - lr * weight_decay).add_(direction, alpha=-lr)
+    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
+
+
+def lion_update_foreach(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay) -> None:
+    """The same step for a list of tensors, with torch's multi-tensor kernels."""
+    directions = torch._foreach_mul(exp_avgs, beta1)
+    torch._foreach_add_(directions, grads, alpha=1 - beta1)
+    torch._foreach_sign_(directions)
+    torch._foreach_mul_(params, 1 - lr * weight_decay)
+    torch._foreach_add_(params, directions, alpha=-lr)
+    torch._foreach_mul_(exp_avgs, beta2)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta2)
+
+
+class Lion(ZijOptimizer):
+    r"""Lion (EvoLved Sign Momentum): step along the sign of an interpolated momentum.
+
+    Every coordinate moves by exactly the learning rate; the momentum that
+    decides the sign is updated with a slower rate $\beta_2$ than the one
+    used for the interpolation $\beta_1$. Weight decay is decoupled.
+
+    $$
+    \begin{aligned}
+    c_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+    \theta_t &= \theta_{t-1} - \eta \left( \operatorname{sign}(c_t) + \lambda\, \theta_{t-1} \right) \\
+    m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, g_t
+    \end{aligned}
+    $$
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$; typically 3-10 times smaller than AdamW's.
+        betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
+        weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
+        maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor implementation (same results as the loop).
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.Lion(model.parameters(), lr=1e-4, weight_decay=0.1)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023.
+        https://arxiv.org/abs/2302.06675
+    """
+
+    state_names = ("exp_avg",)
+
+    def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
+                 maximize: bool = False, foreach: bool = False):
+        check_lr(lr)
+        check_betas(betas)
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach))
+
+    def update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        lion_update(p, grad, state["exp_avg"], lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])
+
+    def group_step(self, group, params, grads, states):
+        if not group["foreach"]:
+            return super().group_step(group, params, grads, states)
+        beta1, beta2 = group["betas"]
+        for state in states:
+            state["step"] += 1
+        lion_update_foreach(params, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
+                            weight_decay=group["weight_decay"])
+
+
+register(OptimizerEntry(
+    name="Lion",
+    cls=Lion,
+    canon_id="lion",
+    family="sign-based",
+    recipe={"lr": 0.01},
+    recipes={"rosenbrock": {"lr": 3e-3}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True, foreach=True),
+    parity=(
+        Parity("lion-pytorch", "lion_pytorch:Lion", {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},
+               {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1}),
+        Parity("pytorch-optimizer", "pytorch_optimizer:Lion", {"lr": 1e-3, "betas": (0.95, 0.98), "weight_decay": 0.1},
+               {"lr": 1e-3, "betas": (0.95, 0.98), "weight_decay": 0.1}),
+    ),
+))

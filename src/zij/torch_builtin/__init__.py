@@ -1,0 +1,1 @@
+"""torch.optim's own classes, registered with their Canon metadata (no copies)."""

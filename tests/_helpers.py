@@ -28,8 +28,13 @@ def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",
     return dest
 
 
-def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True):
-    """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess."""
+def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True,
+               api: bool | None = None):
+    """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess.
+
+    The API reference (which needs every registered optimizer's record) is on for the real
+    Canon and off for the small test canons, unless ``api`` says otherwise.
+    """
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     docs_dir = docs_dir or ROOT / "site"
     config["docs_dir"] = str(docs_dir)
@@ -38,7 +43,12 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
     for plugin in config["plugins"]:
         if isinstance(plugin, dict) and "zij-canon" in plugin:
             plugin["zij-canon"]["canon_dir"] = str(canon)
+            plugin["zij-canon"]["api"] = (canon == CANON) if api is None else api
+            plugin["zij-canon"]["cache_dir"] = str(ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
+    with_api = (canon == CANON) if api is None else api
+    if not with_api:
+        config["nav"] = [item for item in config["nav"] if "API reference" not in item]
     cfg = tmp / f"mkdocs-{site_dir.name}.yml"
     cfg.write_text(yaml.safe_dump(config))
     args = [str(MKDOCS), "build", "-f", str(cfg)] + (["--strict"] if strict else [])

@@ -92,11 +92,27 @@ def katex_render(items: list[tuple[str, str, bool]], katex_dir: Path | None = No
     return json.loads(proc.stdout)
 
 
-def render_canon_math(canon: Canon, katex_dir: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
-    """Render all of the Canon's math: (latex -> html for inline and display keys, problems)."""
+def _cached_render(unique: set[tuple[str, bool]], katex_dir: Path, cache_dir: Path | None) -> dict[str, dict]:
+    """Render with KaTeX, reusing earlier successful renders kept in ``cache_dir``."""
+    version = json.loads((katex_dir / "package.json").read_text())["version"]
+    cache_file = cache_dir / f"katex-{version}.json" if cache_dir else None
+    cache = json.loads(cache_file.read_text()) if cache_file and cache_file.is_file() else {}
+    todo = [(f"{int(d)}{t}", t, d) for t, d in unique if f"{int(d)}{t}" not in cache]
+    fresh = katex_render(todo, katex_dir) if todo else {}
+    if cache_file and fresh:
+        cache.update({k: v for k, v in fresh.items() if "html" in v})
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(cache_file)
+    return {**cache, **fresh}
+
+
+def render_canon_math(canon: Canon, katex_dir: Path | None = None, cache_dir: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
+    """Render all of the Canon's math: (display-flag + latex -> html, problems)."""
     items = record_math(canon)
     unique = {(i.latex, i.display) for i in items}
-    results = katex_render([(f"{int(d)}{t}", t, d) for t, d in unique], katex_dir)
+    results = _cached_render(unique, katex_dir or find_katex(), cache_dir)
     html: dict[str, str] = {}
     problems = []
     for item in items:

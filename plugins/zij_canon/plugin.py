@@ -42,6 +42,8 @@ class CanonConfig(base.Config):
     """Folder whose templates replace the built-in ones of the same name."""
     katex_dir = c.Optional(c.Dir(exists=True))
     """The npm ``katex`` package; found under ``node_modules`` when not set."""
+    cache_dir = c.Optional(c.Type(str))
+    """Folder for KaTeX renders reused across builds (off when not set)."""
     atomic = c.Type(bool, default=True)
     """Build into a temporary folder and swap it in only after a clean build."""
     api = c.Type(bool, default=True)
@@ -73,7 +75,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         try:
             self.canon = load(self.config.canon_dir)
             katex = Path(self.config.katex_dir) if self.config.katex_dir else find_katex(Path(config.config_file_path).parent)
-            math_html, problems = render_canon_math(self.canon, katex)
+            cache = Path(self.config.cache_dir) if self.config.cache_dir else None
+            math_html, problems = render_canon_math(self.canon, katex, cache)
         except CanonError as exc:
             raise PluginError(f"the Canon does not validate:\n{exc}") from None
         except MathError as exc:

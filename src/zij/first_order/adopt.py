@@ -1,0 +1,150 @@
+"""ADOPT: Adam that normalizes by the previous second moment, before the momentum (Taniguchi et al., 2024)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_positive
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def adopt_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decouple: bool,
+    clip_exponent: float | None,
+) -> None:
+    """One ADOPT step for one tensor, in place; ``step`` is t = 1, 2, ... (t = 0 only initializes v).
+
+    g_hat = g / max(sqrt(v_{t-1}), eps), clipped to [-t^p, t^p] if p = clip_exponent is given;
+    m <- b1 m + (1 - b1) g_hat;  theta <- theta - lr * (m + wd * theta) [decoupled];  v <- b2 v + (1 - b2) g^2.
+    """
+    normed = grad / exp_avg_sq.sqrt().clamp_(min=eps)
+    if clip_exponent is not None:
+        bound = step**clip_exponent
+        normed.clamp_(-bound, bound)
+    exp_avg.mul_(beta1).add_(normed, alpha=1 - beta1)
+    if decouple:
+        param.mul_(1 - lr * weight_decay)
+    param.add_(exp_avg, alpha=-lr)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+
+class ADOPT(ZijOptimizer):
+    r"""ADOPT: normalize each gradient by the previous second moment, then average it.
+
+    Adam can diverge unless $\beta_2$ is tuned to the problem, because the
+    current gradient enters its own normalizer and the momentum is averaged
+    before normalization. ADOPT divides $g_t$ by $v_{t-1}$, which does not
+    contain $g_t$, and normalizes before the momentum average; it converges
+    at the optimal rate for any $\beta_2$. The first step only initializes
+    $v_0 = g_0^2$ and leaves the parameters unchanged.
+
+    $$
+    \begin{aligned}
+    v_0 &= g_0^{2}, \qquad m_0 = 0 \\
+    \hat g_t &= \operatorname{clip}\Bigl(\frac{g_t}{\max(\sqrt{v_{t-1}},\, \epsilon)},\, c_t\Bigr) \\
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, \hat g_t \\
+    \theta_t &= \theta_{t-1} - \eta\, m_t \\
+    v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^{2}
+    \end{aligned}
+    $$
+
+    Here $t = 0$ is the first call of :meth:`step`. $\operatorname{clip}(x, c)$
+    clips elementwise to $[-c, c]$; by default $c_t = \infty$ (no clipping),
+    which is the paper's ADOPT algorithm. With ``clip_exponent=p``,
+    $c_t = t^{p}$: the paper describes such clipping for stability in
+    practice, and the official code clips by default with $p = 1/4$,
+    evaluating the bound at $t + 1$ (it counts the initializing call). Weight decay is not part of the paper's algorithm:
+    by default it is added to the gradient as an L2 term ($g_t + \lambda
+    \theta_{t-1}$, also in $v_0$), and with ``decouple=True`` it is applied as
+    $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$
+    (the official code also decays the parameters at the initializing call).
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$.
+        betas: $(\beta_1, \beta_2)$, decay rates of the momentum and the second moment.
+        eps: $\epsilon$, lower bound on $\sqrt{v_{t-1}}$.
+        weight_decay: weight decay $\lambda$ (L2 unless ``decouple``).
+        decouple: apply the weight decay to the parameters instead of the gradient.
+        clip_exponent: $p$ in the clipping bound $c_t = t^{p}$; ``None`` disables clipping.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.ADOPT(model.parameters(), lr=1e-3, clip_exponent=0.25)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Taniguchi, Harada, Minegishi, Oshima, Jeong, Nagahara, Iiyama, Suzuki, Iwasawa and Matsuo,
+        "ADOPT: Modified Adam Can Converge with Any $\beta_2$ with the Optimal Rate", NeurIPS 2024.
+        https://arxiv.org/abs/2411.02853
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False):
+        check_lr(lr)
+        check_betas(betas)
+        check_nonnegative(eps, "eps")
+        check_nonnegative(weight_decay, "weight_decay")
+        if clip_exponent is not None:
+            check_positive(clip_exponent, "clip_exponent")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      decouple=bool(decouple), clip_exponent=clip_exponent, maximize=maximize))
+
+    def update(self, p, grad, state, group):
+        if group["weight_decay"] != 0 and not group["decouple"]:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        t = state["step"] - 1  # the first call is t = 0
+        if t == 0:
+            state["exp_avg_sq"].addcmul_(grad, grad)
+            return
+        beta1, beta2 = group["betas"]
+        adopt_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=t, lr=group["lr"], beta1=beta1,
+                     beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"], decouple=group["decouple"],
+                     clip_exponent=group["clip_exponent"])
+
+
+def _reference_clip(step):
+    """pytorch-optimizer's clip_lambda receives its call count, which is our t + 1."""
+    return (step - 1) ** 0.25
+
+
+register(OptimizerEntry(
+    name="ADOPT",
+    cls=ADOPT,
+    canon_id="adopt",
+    family="adam-family",
+    recipe={"lr": 0.02, "betas": (0.9, 0.99)},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (1.0, 0.9999)}, r"betas\[0\]"),
+        ErrorInput({"eps": -1e-6}, "eps"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+        ErrorInput({"clip_exponent": 0.0}, "clip_exponent"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:ADOPT",
+               {"lr": 1e-2, "betas": (0.9, 0.9999), "eps": 1e-6},
+               {"lr": 1e-2, "betas": (0.9, 0.9999), "eps": 1e-6, "clip_lambda": None}),
+        Parity("pytorch-optimizer", "pytorch_optimizer:ADOPT",
+               {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05, "clip_exponent": 0.25},
+               {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.05, "weight_decouple": False,
+                "clip_lambda": _reference_clip}),
+    ),
+))

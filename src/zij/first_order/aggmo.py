@@ -1,0 +1,105 @@
+"""AggMo: aggregated momentum (Lucas, Sun, Zemel and Grosse, 2019)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def aggmo_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    velocities: torch.Tensor,
+    *,
+    lr: float,
+    betas: tuple[float, ...],
+    weight_decay: float,
+) -> None:
+    """One AggMo step for one tensor, in place; ``velocities[i]`` is the velocity of ``betas[i]``.
+
+    g <- g + weight_decay * theta;  v_i <- beta_i * v_i - g;  theta <- theta + lr / K * sum_i v_i.
+    """
+    if weight_decay != 0:
+        grad = grad.add(param, alpha=weight_decay)
+    for velocity, beta in zip(velocities, betas):
+        velocity.mul_(beta).sub_(grad)
+    param.add_(velocities.sum(dim=0), alpha=lr / len(betas))
+
+
+class AggMo(ZijOptimizer):
+    r"""AggMo (aggregated momentum): average several heavy-ball velocities with different dampings.
+
+    Each of $K$ velocities is a heavy-ball momentum buffer with its own damping
+    coefficient $\beta^{(i)}$; the step is their average. Large coefficients
+    move fast along low-curvature directions while small ones damp the
+    oscillations they cause. $K = 1$ is heavy-ball momentum. An optional L2
+    term is added to the gradient, as in the authors' code (with
+    $\lambda = 0$ this is the paper's algorithm).
+
+    $$
+    \begin{aligned}
+    v^{(i)}_t &= \beta^{(i)} v^{(i)}_{t-1} - (g_t + \lambda\, \theta_{t-1}), \qquad i = 1, \dots, K \\
+    \theta_t &= \theta_{t-1} + \frac{\eta}{K} \sum_{i=1}^{K} v^{(i)}_t
+    \end{aligned}
+    $$
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$.
+        betas: damping coefficients $\beta^{(1)}, \dots, \beta^{(K)}$, each in $[0, 1)$.
+        weight_decay: L2 penalty $\lambda$ added to the gradient.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.AggMo(model.parameters(), lr=0.1, betas=(0.0, 0.9, 0.99))
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Lucas, Sun, Zemel and Grosse, "Aggregated Momentum: Stability Through Passive Damping",
+        ICLR 2019. https://arxiv.org/abs/1804.00325
+    """
+
+    def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
+                 maximize: bool = False):
+        check_lr(lr)
+        betas = tuple(betas)
+        if not betas:
+            raise ValueError("Invalid betas: () (expected at least one value)")
+        for i, beta in enumerate(betas):
+            check_unit(beta, f"betas[{i}]")
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["velocities"] = torch.zeros((len(group["betas"]), *p.shape), dtype=p.dtype, device=p.device)
+
+    def update(self, p, grad, state, group):
+        aggmo_update(p, grad, state["velocities"], lr=group["lr"], betas=group["betas"],
+                     weight_decay=group["weight_decay"])
+
+
+register(OptimizerEntry(
+    name="AggMo",
+    cls=AggMo,
+    canon_id="aggmo",
+    family="momentum",
+    recipe={"lr": 0.01, "betas": (0.0, 0.9, 0.99)},
+    recipes={"rosenbrock": {"lr": 2e-4}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (0.0, 0.9, 1.0)}, r"betas\[2\]"),
+        ErrorInput({"betas": ()}, "betas"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:AggMo",
+               {"lr": 0.05, "betas": (0.0, 0.9, 0.99), "weight_decay": 0.01},
+               {"lr": 0.05, "betas": (0.0, 0.9, 0.99), "weight_decay": 0.01, "weight_decouple": False}),
+    ),
+))

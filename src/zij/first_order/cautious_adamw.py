@@ -1,0 +1,125 @@
+"""Cautious AdamW (C-AdamW): AdamW steps only where they agree with the gradient (Liang et al., 2024)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def cautious_adamw_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One C-AdamW step for one tensor, in place.
+
+    u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) with Adam's moments;  phi = 1[u * g > 0];
+    theta <- theta - lr * (d / (nnz(phi) + 1) * phi * u + wd * theta), d = number of entries.
+    """
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
+    update = (exp_avg / (1 - beta1**step)).div_(denom)
+    mask = (update * grad > 0).to(update.dtype)
+    update.mul_(mask).mul_(mask.numel() / (mask.sum() + 1))
+    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
+
+
+class CautiousAdamW(ZijOptimizer):
+    r"""C-AdamW (Cautious AdamW): AdamW with the coordinates that oppose the gradient masked out.
+
+    The AdamW update $u_t$ is compared with the current gradient: coordinates
+    where the two disagree in sign (or either is zero) are not moved, and the
+    others are scaled up by $d / (\operatorname{nnz}(\phi_t) + 1)$, about the
+    inverse of the fraction kept, so the average step size is preserved.
+    Every applied move is then a descent direction for the current
+    mini-batch. Weight decay is decoupled and not masked.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^{2} \\
+    u_t &= \frac{m_t / (1-\beta_1^{t})}{\sqrt{v_t / (1-\beta_2^{t})} + \epsilon} \\
+    \phi_t &= \mathbf{1}\bigl[u_t \odot g_t > 0\bigr] \\
+    \theta_t &= \theta_{t-1} - \eta \Bigl(\frac{d}{\operatorname{nnz}(\phi_t) + 1}\, \phi_t \odot u_t + \lambda\, \theta_{t-1}\Bigr)
+    \end{aligned}
+    $$
+
+    $d$ is the number of entries of the tensor and $\operatorname{nnz}(\phi_t)$
+    the number kept; the mask and its scale are per parameter tensor. The
+    rescaling $d / (\operatorname{nnz} + 1)$ is the one of the paper's
+    algorithm listings (and of pytorch-optimizer); the paper's one-line
+    listing divides by the mean of the mask plus a small constant and the
+    official code by the mean clamped from below, which differ from it by
+    about $1/\operatorname{nnz}$ relatively. With every coordinate kept the
+    step is AdamW's times $d / (d + 1)$.
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$.
+        betas: $(\beta_1, \beta_2)$, decay rates of the two moments.
+        eps: $\epsilon$, added to the denominator.
+        weight_decay: decoupled weight decay $\lambda$.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.CautiousAdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Liang, Chen, Liu and Liu, "Cautious Optimizers: Improving Training with One Line of Code",
+        arXiv 2024. https://arxiv.org/abs/2411.16085
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 *, maximize: bool = False):
+        check_lr(lr)
+        check_betas(betas)
+        check_nonnegative(eps, "eps")
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        cautious_adamw_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
+                              beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
+
+
+# pytorch-optimizer has no cautious AdamW class, but its AdEMAMix with alpha = 0 is AdamW, and its cautious
+# option masks the first moment (same sign as u_t) with the same d / (nnz + 1) scaling before the step.
+register(OptimizerEntry(
+    name="CautiousAdamW",
+    cls=CautiousAdamW,
+    canon_id="c-adamw",
+    family="masked",
+    aliases=("C-AdamW",),
+    recipe={"lr": 0.05, "weight_decay": 0.0},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (1.0, 0.999)}, r"betas\[0\]"),
+        ErrorInput({"eps": -1e-8}, "eps"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:AdEMAMix",
+               {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1},
+               {"lr": 1e-2, "betas": (0.9, 0.999, 0.9999), "alpha": 0.0, "t_alpha_beta3": None, "eps": 1e-8,
+                "weight_decay": 0.1, "weight_decouple": True, "fixed_decay": False, "cautious": True}),
+    ),
+))

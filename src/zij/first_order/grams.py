@@ -1,0 +1,115 @@
+"""Grams: the gradient's sign with Adam's step magnitude (Cao et al., 2025)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def grams_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One Grams step for one tensor, in place.
+
+    u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) with Adam's moments;
+    theta <- theta - lr * (sign(g) * |u| + wd * theta).
+    """
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
+    update = (exp_avg / (1 - beta1**step)).div_(denom).abs_().mul_(grad.sign())
+    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
+
+
+class Grams(ZijOptimizer):
+    r"""Grams: step along the current gradient's sign, with Adam's per-coordinate step size.
+
+    Grams separates the direction of a step from its size: the direction is
+    the sign of the current gradient, the size per coordinate is the
+    magnitude of Adam's normalized momentum. Momentum thus scales the step
+    but never pushes a coordinate against the current gradient, which
+    relates Grams to cautious optimizers. Weight decay is decoupled.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^{2} \\
+    u_t &= \frac{m_t / (1-\beta_1^{t})}{\sqrt{v_t / (1-\beta_2^{t})} + \epsilon} \\
+    \theta_t &= \theta_{t-1} - \eta \bigl(\operatorname{sign}(g_t) \odot \lvert u_t\rvert + \lambda\, \theta_{t-1}\bigr)
+    \end{aligned}
+    $$
+
+    The official package adds $\epsilon$ to $\sqrt{v_t}$ before bias
+    correction (folding the corrections into the step size), which is the
+    same rule with $\epsilon$ replaced by $\epsilon / \sqrt{1-\beta_2^{t}}$;
+    the default $\epsilon$ is the official package's.
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$.
+        betas: $(\beta_1, \beta_2)$, decay rates of the two moments.
+        eps: $\epsilon$, added to the denominator.
+        weight_decay: decoupled weight decay $\lambda$.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.Grams(model.parameters(), lr=1e-3)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Cao, Li and Song, "Grams: Gradient Descent with Adaptive Momentum Scaling", ICLR 2025 Workshop
+        (SCOPE). https://arxiv.org/abs/2412.17107
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 *, maximize: bool = False):
+        check_lr(lr)
+        check_betas(betas)
+        check_nonnegative(eps, "eps")
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        grams_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
+                     beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
+
+
+# The official package (grams-pytorch) is compared in tests/optim/test_grams.py: its step() runs the closure
+# without enabling gradients, so the matrix's closure-driven parity test cannot drive it.
+register(OptimizerEntry(
+    name="Grams",
+    cls=Grams,
+    canon_id="grams",
+    family="adam-family",
+    recipe={"lr": 0.05},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (1.0, 0.999)}, r"betas\[0\]"),
+        ErrorInput({"eps": -1e-6}, "eps"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:Grams",
+               {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},
+               {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "weight_decouple": True}),
+    ),
+))

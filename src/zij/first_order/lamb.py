@@ -1,0 +1,125 @@
+"""LAMB: Adam directions rescaled by a layer-wise trust ratio (You et al., 2020)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def lamb_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    *,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+) -> None:
+    """One LAMB step for one tensor (one layer), in place.
+
+    m <- beta1 m + (1 - beta1) g;  v <- beta2 v + (1 - beta2) g^2;
+    u = m_hat / (sqrt(v_hat) + eps) + weight_decay * theta;
+    theta <- theta - lr * (||theta|| / ||u||) * u   (ratio 1 if either norm is 0).
+    """
+    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    m_hat = exp_avg / (1 - beta1**step)
+    v_hat = exp_avg_sq / (1 - beta2**step)
+    update = m_hat.div_(v_hat.sqrt_().add_(eps))
+    if weight_decay != 0:
+        update.add_(param, alpha=weight_decay)
+    weight_norm = torch.linalg.vector_norm(param)
+    update_norm = torch.linalg.vector_norm(update)
+    trust_ratio = torch.where((weight_norm > 0) & (update_norm > 0), weight_norm / update_norm,
+                              torch.ones_like(weight_norm))
+    param.sub_(update.mul_(trust_ratio * lr))
+
+
+class LAMB(ZijOptimizer):
+    r"""LAMB: Adam's direction plus weight decay, rescaled per layer by a trust ratio.
+
+    Each parameter tensor (a "layer") forms the bias-corrected Adam direction
+    plus decoupled weight decay, then takes a step whose norm is the learning
+    rate times the tensor's weight norm: the direction is multiplied by the
+    trust ratio $\lVert\theta\rVert / \lVert u\rVert$. The scaling function
+    $\phi$ of the paper is the identity (no clipping of the weight norm), and
+    the ratio is 1 when either norm is zero (the paper leaves that case open).
+    No global gradient-norm clipping is applied.
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+    v_t &= \beta_2 v_{t-1} + (1-\beta_2)\, g_t^{2} \\
+    \hat m_t &= \frac{m_t}{1-\beta_1^{t}}, \qquad \hat v_t = \frac{v_t}{1-\beta_2^{t}} \\
+    u_t &= \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon} + \lambda\, \theta_{t-1} \\
+    r_t &= \begin{cases} \lVert \theta_{t-1}\rVert / \lVert u_t\rVert & \text{if } \lVert \theta_{t-1}\rVert > 0 \text{ and } \lVert u_t\rVert > 0 \\ 1 & \text{otherwise} \end{cases} \\
+    \theta_t &= \theta_{t-1} - \eta\, r_t\, u_t
+    \end{aligned}
+    $$
+
+    Args:
+        params: iterable of parameters or parameter groups; every tensor is one layer.
+        lr: learning rate $\eta$.
+        betas: $(\beta_1, \beta_2)$, decay rates of the two moment estimates.
+        eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
+        weight_decay: decoupled weight decay $\lambda$, added to the direction before the trust ratio.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.LAMB(model.parameters(), lr=1e-3, weight_decay=0.01)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        You, Li, Reddi, Hseu, Kumar, Bhojanapalli, Song, Demmel, Keutzer and Hsieh,
+        "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes", ICLR 2020.
+        https://arxiv.org/abs/1904.00962
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,
+                 maximize: bool = False):
+        check_lr(lr)
+        check_betas(betas)
+        check_nonnegative(eps, "eps")
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        lamb_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
+                    beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
+
+
+register(OptimizerEntry(
+    name="LAMB",
+    cls=LAMB,
+    canon_id="lamb",
+    family="layer-wise",
+    recipe={"lr": 0.05},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
+        ErrorInput({"eps": -1e-6}, "eps"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    # pytorch-optimizer's Lamb leaves v un-corrected and adds eps to the trust ratio's denominator: with
+    # adam_debias=True, no weight decay and a tiny eps the trust ratio cancels the remaining bias
+    # corrections, so both compute the paper's step. Its weight-norm clip (10) is not reached here.
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:Lamb",
+               {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-12, "weight_decay": 0.0},
+               {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-12, "weight_decay": 0.0, "weight_decouple": False,
+                "adam_debias": True, "pre_norm": False, "grad_averaging": True, "rectify": False, "adam": False}),
+    ),
+))

@@ -1,0 +1,106 @@
+"""Signum and signSGD: steps along the sign of the momentum or gradient (Bernstein et al., 2018)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+
+
+def signum_update(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    momentum_buffer: torch.Tensor,
+    *,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> None:
+    """One Signum step for one tensor, in place.
+
+    g <- g + weight_decay * theta;  m <- momentum * m + (1 - momentum) * g;
+    theta <- theta - lr * sign(m).  With momentum = 0, m = g: signSGD.
+    """
+    if weight_decay != 0:
+        grad = grad.add(param, alpha=weight_decay)
+    if momentum == 0:
+        momentum_buffer.copy_(grad)
+    else:
+        momentum_buffer.mul_(momentum).add_(grad, alpha=1 - momentum)
+    param.add_(momentum_buffer.sign(), alpha=-lr)
+
+
+class Signum(ZijOptimizer):
+    r"""Signum (signSGD with momentum): step along the sign of a gradient moving average.
+
+    Every coordinate moves by exactly the learning rate, in the direction
+    opposite to the sign of an exponential moving average of the gradient.
+    With ``momentum=0`` the average is the gradient itself and the method is
+    signSGD. An optional L2 term is added to the gradient before averaging
+    (it is not part of the paper's algorithm; with $\lambda = 0$ this is the
+    paper's Signum).
+
+    $$
+    \begin{aligned}
+    m_t &= \beta\, m_{t-1} + (1-\beta)\,(g_t + \lambda\, \theta_{t-1}) \\
+    \theta_t &= \theta_{t-1} - \eta\, \operatorname{sign}(m_t)
+    \end{aligned}
+    $$
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$, the size of every coordinate's step.
+        momentum: momentum coefficient $\beta$ in $[0, 1)$; 0 gives signSGD.
+        weight_decay: L2 penalty $\lambda$ added to the gradient.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.Signum(model.parameters(), lr=1e-3, momentum=0.9)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Bernstein, Wang, Azizzadenesheli and Anandkumar, "signSGD: Compressed
+        Optimisation for Non-Convex Problems", ICML 2018.
+        https://arxiv.org/abs/1802.04434
+    """
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,
+                 maximize: bool = False):
+        check_lr(lr)
+        check_unit(momentum, "momentum")
+        check_nonnegative(weight_decay, "weight_decay")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize))
+
+    def update(self, p, grad, state, group):
+        signum_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
+                      weight_decay=group["weight_decay"])
+
+
+register(OptimizerEntry(
+    name="Signum",
+    cls=Signum,
+    canon_id="signsgd",
+    family="sign-based",
+    aliases=("signSGD",),
+    recipe={"lr": 0.01, "momentum": 0.9},
+    recipes={"rosenbrock": {"lr": 2e-3}},
+    errors=(
+        ErrorInput({"lr": -1.0}, "lr"),
+        ErrorInput({"momentum": 1.0}, "momentum"),
+        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    ),
+    capabilities=Capabilities(maximize=True),
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:SignSGD",
+               {"lr": 1e-3, "momentum": 0.9, "weight_decay": 0.1},
+               {"lr": 1e-3, "momentum": 0.9, "weight_decay": 0.1, "weight_decouple": False}),
+        Parity("pytorch-optimizer", "pytorch_optimizer:SignSGD",
+               {"lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0},
+               {"lr": 1e-3, "momentum": 0.0, "weight_decay": 0.0}),
+    ),
+))

@@ -56,6 +56,32 @@ def check_int(value: int, name: str, minimum: int = 1) -> None:
         raise ValueError(f"Invalid {name}: {value!r} (expected an integer >= {minimum})")
 
 
+def hyperparameters(*, n_betas: int | None = 2, **values: Any) -> dict[str, Any]:
+    """Check the hyperparameters many optimizers share and return ``values`` as the defaults dict.
+
+    The shared names are checked in the order given: ``lr`` with :func:`check_lr`; ``betas``, stored
+    as a tuple, with :func:`check_betas` for ``n_betas`` values (``None``: as many as given);
+    ``momentum`` must lie in [0, 1); ``eps`` and ``weight_decay`` must be >= 0. Other names pass
+    through unchanged: the class checks them itself, with the ``check_*`` helpers.
+
+    Example:
+        >>> hyperparameters(lr=1e-3, betas=[0.9, 0.999], eps=1e-8, weight_decay=0.0, maximize=False)
+        {'lr': 0.001, 'betas': (0.9, 0.999), 'eps': 1e-08, 'weight_decay': 0.0, 'maximize': False}
+    """
+    defaults = dict(values)
+    for name, value in values.items():
+        if name == "lr":
+            check_lr(value)
+        elif name == "betas":
+            defaults["betas"] = betas = tuple(value)
+            check_betas(betas, count=len(betas) if n_betas is None else n_betas)
+        elif name == "momentum":
+            check_unit(value, "momentum")
+        elif name in ("eps", "weight_decay"):
+            check_nonnegative(value, name)
+    return defaults
+
+
 class ZijOptimizer(Optimizer):
     """Shared bookkeeping for zij optimizers.
 

@@ -59,6 +59,47 @@ class ErrorInput:
     match: str
 
 
+#: The standard invalid value of each hyperparameter many optimizers share (see :func:`invalid`).
+INVALID_VALUES: dict[str, Any] = {
+    "lr": -1.0,
+    "betas": (0.9, 1.0),
+    "momentum": 1.0,
+    "eps": -1e-8,
+    "weight_decay": -0.1,
+}
+
+
+def invalid(*names: str, **values: Any) -> tuple[ErrorInput, ...]:
+    """The error inputs of shared hyperparameters, for ``OptimizerEntry.errors``.
+
+    Each of ``names`` gets its standard invalid value (:data:`INVALID_VALUES`); ``values`` give
+    another invalid value for a shared name. The error must name the hyperparameter, or for
+    ``betas`` the first beta outside [0, 1) (``betas[1]``). The inputs come in the order of
+    :data:`INVALID_VALUES`, however they are given.
+
+    Example:
+        >>> [e.kwargs for e in invalid("lr", "weight_decay", eps=-1e-6)]
+        [{'lr': -1.0}, {'eps': -1e-06}, {'weight_decay': -0.1}]
+        >>> print(invalid(betas=(1.0, 0.999))[0].match)
+        betas\\[0\\]
+    """
+    unknown = sorted(set(names).union(values) - set(INVALID_VALUES))
+    if unknown:
+        raise ValueError(f"no standard error input for {', '.join(unknown)}; write an ErrorInput")
+    chosen = {**{name: INVALID_VALUES[name] for name in names}, **values}
+    errors = []
+    for name in INVALID_VALUES:
+        if name not in chosen:
+            continue
+        value = chosen[name]
+        match = name
+        if name == "betas":
+            i = next(i for i, beta in enumerate(value) if not 0.0 <= beta < 1.0)
+            match = rf"betas\[{i}\]"
+        errors.append(ErrorInput({name: value}, match))
+    return tuple(errors)
+
+
 @dataclass(frozen=True)
 class Parity:
     """An upstream implementation (test-time only) that must agree with ours."""

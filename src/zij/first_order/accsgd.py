@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_positive
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def accsgd_constants(lr: float, kappa: float, xi: float, small_const: float) -> tuple[float, float, float]:
@@ -81,7 +81,8 @@ class AccSGD(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, kappa: float = 1000.0, xi: float = 10.0, small_const: float = 0.7,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
+        defaults = hyperparameters(lr=lr, kappa=kappa, xi=xi, small_const=small_const, weight_decay=weight_decay,
+                                   maximize=maximize)
         check_positive(kappa, "kappa")
         check_positive(xi, "xi")
         check_positive(small_const, "small_const")
@@ -89,9 +90,7 @@ class AccSGD(ZijOptimizer):
             raise ValueError(f"Invalid small_const: {small_const!r} (expected a number in (0, 1])")
         if small_const**2 * xi > kappa:
             raise ValueError(f"Invalid xi: {xi!r} (expected small_const**2 * xi <= kappa = {kappa!r})")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, kappa=kappa, xi=xi, small_const=small_const, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         state["step"] = 0
@@ -109,13 +108,11 @@ register(OptimizerEntry(
     family="momentum",
     recipe={"lr": 0.01, "kappa": 1000.0, "xi": 10.0, "small_const": 0.7},
     recipes={"rosenbrock": {"lr": 2e-4}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "weight_decay") + (
         ErrorInput({"kappa": 0.0}, "kappa"),
         ErrorInput({"xi": -1.0}, "xi"),
         ErrorInput({"kappa": 10.0, "xi": 100.0}, "xi"),
         ErrorInput({"small_const": 1.5}, "small_const"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

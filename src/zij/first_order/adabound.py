@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_positive
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, check_lr, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
@@ -95,13 +95,11 @@ class AdaBound(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas=(0.9, 0.999), gamma: float = 1e-3,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
+        defaults = hyperparameters(lr=lr, final_lr=final_lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
+                                   maximize=maximize)
         check_lr(final_lr, "final_lr")
-        check_betas(betas)
         check_positive(gamma, "gamma")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, final_lr=final_lr, betas=tuple(betas), gamma=gamma,
-                                      weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -116,12 +114,9 @@ register(OptimizerEntry(
     canon_id="adabound",
     family="bounded",
     recipe={"lr": 0.05, "final_lr": 0.1},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "betas", "weight_decay") + (
         ErrorInput({"final_lr": -0.1}, "final_lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
         ErrorInput({"gamma": 0.0}, "gamma"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
 ))

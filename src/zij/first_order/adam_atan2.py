@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_positive
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adam_atan2_update(
@@ -84,13 +84,10 @@ class AdamAtan2(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.0, a: float = 1.27,
                  b: float = 1.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize)
         check_positive(a, "a")
         check_positive(b, "b")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, a=a, b=b,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -107,10 +104,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "betas", "weight_decay") + (
         ErrorInput({"a": 0.0}, r"\ba: "),
         ErrorInput({"b": -1.0}, r"\bb: "),
     ),

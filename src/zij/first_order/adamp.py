@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def _abs_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -126,14 +126,11 @@ class AdamP(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, delta=delta,
+                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, delta=delta,
-                                      wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -151,11 +148,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (-0.1, 0.999)}, r"betas\[0\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "eps", "weight_decay", betas=(-0.1, 0.999)) + (
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": 1.5}, "wd_ratio"),
     ),

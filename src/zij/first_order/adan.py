@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adan_update(
@@ -101,12 +101,8 @@ class Adan(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.98, 0.92, 0.99), eps: float = 1e-8,
                  weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas, count=3)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      no_prox=bool(no_prox), maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 no_prox=bool(no_prox), maximize=maximize, n_betas=3))
 
     def update(self, p, grad, state, group):
         if state["step"] == 1:
@@ -124,12 +120,8 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "eps", "weight_decay", betas=(0.98, 1.0, 0.99)) + (
         ErrorInput({"betas": (0.98, 0.92)}, "betas"),
-        ErrorInput({"betas": (0.98, 1.0, 0.99)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

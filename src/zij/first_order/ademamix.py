@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_int, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def alpha_schedule(step: int, alpha: float, warmup: int | None) -> float:
@@ -110,8 +110,9 @@ class AdEMAMix(ZijOptimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas, count=3)
+        defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta3_warmup=beta3_warmup,
+                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                   n_betas=3)
         check_nonnegative(alpha, "alpha")
         if beta3_warmup is not None:
             check_int(beta3_warmup, "beta3_warmup")
@@ -119,11 +120,7 @@ class AdEMAMix(ZijOptimizer):
                 raise ValueError(f"Invalid betas[0]: {betas[0]!r} (the beta3 warm-up needs beta1 > 0)")
         if alpha_warmup is not None:
             check_int(alpha_warmup, "alpha_warmup")
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), alpha=alpha, beta3_warmup=beta3_warmup,
-                                      alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2, beta3 = group["betas"]
@@ -141,16 +138,12 @@ register(OptimizerEntry(
     canon_id="ademamix",
     family="adam-family",
     recipe={"lr": 0.02, "alpha": 1.0},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "eps", "weight_decay", betas=(0.9, 0.999, 1.0)) + (
         ErrorInput({"betas": (0.9, 0.999)}, "betas"),
-        ErrorInput({"betas": (0.9, 0.999, 1.0)}, r"betas\[2\]"),
         ErrorInput({"alpha": -1.0}, "alpha"),
         ErrorInput({"beta3_warmup": 0}, "beta3_warmup"),
         ErrorInput({"alpha_warmup": 2.5}, "alpha_warmup"),
         ErrorInput({"betas": (0.0, 0.999, 0.9999), "beta3_warmup": 10}, r"betas\[0\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_positive
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adopt_update(
@@ -96,14 +96,11 @@ class ADOPT(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,
                  decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decouple=bool(decouple),
+                                   clip_exponent=clip_exponent, maximize=maximize)
         if clip_exponent is not None:
             check_positive(clip_exponent, "clip_exponent")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      decouple=bool(decouple), clip_exponent=clip_exponent, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         if group["weight_decay"] != 0 and not group["decouple"]:
@@ -130,11 +127,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.02, "betas": (0.9, 0.99)},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (1.0, 0.9999)}, r"betas\[0\]"),
-        ErrorInput({"eps": -1e-6}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "weight_decay", betas=(1.0, 0.9999), eps=-1e-6) + (
         ErrorInput({"clip_exponent": 0.0}, "clip_exponent"),
     ),
     capabilities=Capabilities(maximize=True),

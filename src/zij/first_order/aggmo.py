@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def aggmo_update(
@@ -65,14 +65,10 @@ class AggMo(ZijOptimizer):
 
     def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        betas = tuple(betas)
-        if not betas:
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, n_betas=None)
+        if not defaults["betas"]:
             raise ValueError("Invalid betas: () (expected at least one value)")
-        for i, beta in enumerate(betas):
-            check_unit(beta, f"betas[{i}]")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         state["step"] = 0
@@ -90,11 +86,8 @@ register(OptimizerEntry(
     family="momentum",
     recipe={"lr": 0.01, "betas": (0.0, 0.9, 0.99)},
     recipes={"rosenbrock": {"lr": 2e-4}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.0, 0.9, 1.0)}, r"betas\[2\]"),
+    errors=invalid("lr", "weight_decay", betas=(0.0, 0.9, 1.0)) + (
         ErrorInput({"betas": ()}, "betas"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_positive
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, invalid, register
 
 
 def avagrad_step_sizes(exp_avg_sq: torch.Tensor, *, eps: float) -> torch.Tensor:
@@ -85,11 +85,9 @@ class AvaGrad(ZijOptimizer):
 
     def __init__(self, params, lr: float = 0.1, betas=(0.9, 0.999), eps: float = 0.1, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_positive(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+        check_positive(eps, "eps")  # AvaGrad's eps must be > 0, not only >= 0 as hyperparameters() checks
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def group_step(self, group, params, grads, states):
         beta1, beta2 = group["betas"]
@@ -112,11 +110,6 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05, "eps": 0.1},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"eps": 0.0}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "weight_decay", eps=0.0),
     capabilities=Capabilities(maximize=True),
 ))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def cautious_lion_update(
@@ -79,10 +79,7 @@ class CautiousLion(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -98,11 +95,7 @@ register(OptimizerEntry(
     aliases=("C-Lion",),
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "weight_decay"),
     capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Lion",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def diffgrad_update(
@@ -84,11 +84,8 @@ class DiffGrad(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -103,12 +100,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "eps", "weight_decay"),
     capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer adds eps to sqrt(v) before the bias correction (as the official code does);

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_int, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
 
 BIAS_CORRECTIONS = ("none", "beta2max", "exact")
 
@@ -125,21 +125,20 @@ class KourkoutasBeta(ZijOptimizer):
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2_max: float = 0.999,
                  beta2_min: float = 0.9, alpha: float = 0.9, eps: float = 1e-8, tiny_spike: float = 1e-8,
                  warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False):
-        check_lr(lr)
+        defaults = hyperparameters(lr=lr, beta1=beta1, beta2_max=beta2_max, beta2_min=beta2_min, alpha=alpha, eps=eps,
+                                   tiny_spike=tiny_spike, warmup_steps=warmup_steps, bias_correction=bias_correction,
+                                   maximize=maximize)
         check_unit(beta1, "beta1")
         check_unit(beta2_max, "beta2_max")
         check_unit(beta2_min, "beta2_min")
         if beta2_min > beta2_max:
             raise ValueError(f"Invalid beta2_min: {beta2_min!r} (expected at most beta2_max = {beta2_max!r})")
         check_unit(alpha, "alpha")
-        check_nonnegative(eps, "eps")
         check_nonnegative(tiny_spike, "tiny_spike")
         check_int(warmup_steps, "warmup_steps", minimum=0)
         if bias_correction not in BIAS_CORRECTIONS:
             raise ValueError(f"Invalid bias_correction: {bias_correction!r} (expected one of {BIAS_CORRECTIONS})")
-        super().__init__(params, dict(lr=lr, beta1=beta1, beta2_max=beta2_max, beta2_min=beta2_min, alpha=alpha,
-                                      eps=eps, tiny_spike=tiny_spike, warmup_steps=warmup_steps,
-                                      bias_correction=bias_correction, maximize=maximize))
+        super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -172,14 +171,12 @@ register(OptimizerEntry(
     aliases=("Kourkoutas-beta Adam",),
     recipe={"lr": 0.05, "bias_correction": "beta2max"},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "eps") + (
         ErrorInput({"beta1": 1.0}, "beta1"),
         ErrorInput({"beta2_max": 1.0}, "beta2_max"),
         ErrorInput({"beta2_min": -0.1}, "beta2_min"),
         ErrorInput({"beta2_min": 0.99, "beta2_max": 0.95}, "beta2_min"),
         ErrorInput({"alpha": 1.0}, "alpha"),
-        ErrorInput({"eps": -1e-8}, "eps"),
         ErrorInput({"tiny_spike": -1e-8}, "tiny_spike"),
         ErrorInput({"warmup_steps": -1}, "warmup_steps"),
         ErrorInput({"bias_correction": "full"}, "bias_correction"),

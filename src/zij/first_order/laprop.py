@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def laprop_update(
@@ -79,11 +79,8 @@ class LaProp(ZijOptimizer):
 
     def __init__(self, params, lr: float = 4e-4, betas=(0.8, 0.99), eps: float = 1e-15, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -98,12 +95,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (1.0, 0.99)}, r"betas\[0\]"),
-        ErrorInput({"eps": -1e-15}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "weight_decay", betas=(1.0, 0.99), eps=-1e-15),
     capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer applies its decoupled decay after the step (ours before, as AdamW), so none here;

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_positive, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def lars_update(
@@ -85,13 +85,11 @@ class LARS(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
                  trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                   trust_coefficient=trust_coefficient, exclude_vectors=bool(exclude_vectors),
+                                   maximize=maximize)
         check_positive(trust_coefficient, "trust_coefficient")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust_coefficient=trust_coefficient, exclude_vectors=bool(exclude_vectors),
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         lars_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
@@ -105,10 +103,7 @@ register(OptimizerEntry(
     canon_id="lars",
     family="layer-wise",
     recipe={"lr": 1.0, "momentum": 0.9, "trust_coefficient": 0.01},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"trust_coefficient": 0.0}, "trust_coefficient"),
     ),
     capabilities=Capabilities(maximize=True),

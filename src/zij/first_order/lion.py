@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def lion_update(
@@ -77,10 +77,8 @@ class Lion(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
+                                                 foreach=foreach))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -103,11 +101,7 @@ register(OptimizerEntry(
     family="sign-based",
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "weight_decay"),
     capabilities=Capabilities(maximize=True, foreach=True),
     parity=(
         Parity("lion-pytorch", "lion_pytorch:Lion", {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def madgrad_update(
@@ -85,11 +85,8 @@ class MADGRAD(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-6,
                  *, maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
-        check_nonnegative(weight_decay, "weight_decay")
-        check_nonnegative(eps, "eps")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps,
+                                                 maximize=maximize))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -108,12 +105,7 @@ register(OptimizerEntry(
     family="adaptive",
     recipe={"lr": 0.05, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-        ErrorInput({"eps": -1e-6}, "eps"),
-    ),
+    errors=invalid("lr", "momentum", "weight_decay", eps=-1e-6),
     capabilities=Capabilities(maximize=True),
     # Both references step with lr + eps: they get lr - eps so that all three use the same lr.
     parity=(

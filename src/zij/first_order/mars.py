@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_nonnegative, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def mars_update(
@@ -91,13 +91,10 @@ class MARS(ZijOptimizer):
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.99), gamma: float = 0.025, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
+        defaults = hyperparameters(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay,
+                                   maximize=maximize)
         check_nonnegative(gamma, "gamma")
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), gamma=gamma, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -116,12 +113,8 @@ register(OptimizerEntry(
     aliases=("MARS-AdamW",),
     recipe={"lr": 0.05, "gamma": 0.025},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.95, 1.0)}, r"betas\[1\]"),
+    errors=invalid("lr", "eps", "weight_decay", betas=(0.95, 1.0)) + (
         ErrorInput({"gamma": -0.1}, "gamma"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

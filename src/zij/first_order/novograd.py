@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def novograd_update(
@@ -79,11 +79,8 @@ class NovoGrad(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.98), eps: float = 1e-8, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -102,12 +99,7 @@ register(OptimizerEntry(
     family="adaptive",
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 1e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "eps", "weight_decay"),
     capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:NovoGrad",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_nonnegative, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def pid_update(
@@ -86,13 +86,11 @@ class PID(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, integral: float = 5.0,
                  derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
+        defaults = hyperparameters(lr=lr, momentum=momentum, integral=integral, derivative=derivative,
+                                   weight_decay=weight_decay, maximize=maximize)
         check_nonnegative(integral, "integral")
         check_nonnegative(derivative, "derivative")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, momentum=momentum, integral=integral, derivative=derivative,
-                                      weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         pid_update(p, grad, state["integral_buffer"], state["derivative_buffer"], state["previous_grad"],
@@ -107,12 +105,9 @@ register(OptimizerEntry(
     family="momentum",
     recipe={"lr": 1e-3, "momentum": 0.9, "integral": 5.0, "derivative": 10.0},
     recipes={"rosenbrock": {"lr": 5e-5}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
+    errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"integral": -1.0}, "integral"),
         ErrorInput({"derivative": -1.0}, "derivative"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

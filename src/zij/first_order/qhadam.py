@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def qhadam_update(
@@ -83,17 +83,13 @@ class QHAdam(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), nus=(0.7, 1.0), eps: float = 1e-8,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        nus = tuple(nus)
+        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        nus = defaults["nus"] = tuple(nus)
         if len(nus) != 2:
             raise ValueError(f"Invalid nus: {nus!r} (expected 2 values)")
         for i, nu in enumerate(nus):
             check_unit(nu, f"nus[{i}]", closed=True)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), nus=nus, eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -108,12 +104,8 @@ register(OptimizerEntry(
     canon_id="qhadam",
     family="adam-family",
     recipe={"lr": 0.05},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
+    errors=invalid("lr", "betas", "eps", "weight_decay") + (
         ErrorInput({"nus": (0.7, 1.5)}, r"nus\[1\]"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     # Not pytorch-optimizer's QHAdam: it keeps its bias-correction weights in float32 tensors and so

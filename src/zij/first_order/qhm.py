@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def qhm_update(
@@ -70,11 +70,9 @@ class QHM(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,
                  *, maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
+        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize)
         check_unit(nu, "nu", closed=True)
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         qhm_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"], nu=group["nu"],
@@ -88,11 +86,8 @@ register(OptimizerEntry(
     family="momentum",
     recipe={"lr": 0.05, "momentum": 0.9, "nu": 0.7},
     recipes={"rosenbrock": {"lr": 1e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
+    errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"nu": 1.5}, "nu"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

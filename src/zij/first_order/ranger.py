@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_int, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_int, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 from .lookahead import lookahead_sync
 
 
@@ -120,16 +120,13 @@ class Ranger(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.999), eps: float = 1e-5, weight_decay: float = 0.0,
                  k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, k=k, alpha=alpha,
+                                   n_sma_threshold=n_sma_threshold, maximize=maximize)
         check_int(k, "k")
         check_unit(alpha, "alpha", closed=True)
         if not isinstance(n_sma_threshold, (int, float)) or not math.isfinite(n_sma_threshold) or n_sma_threshold < 4:
             raise ValueError(f"Invalid n_sma_threshold: {n_sma_threshold!r} (expected a finite number >= 4)")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, k=k, alpha=alpha,
-                                      n_sma_threshold=n_sma_threshold, maximize=maximize))
+        super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -149,11 +146,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01, "betas": (0.9, 0.99)}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.95, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-5}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "weight_decay", betas=(0.95, 1.0), eps=-1e-5) + (
         ErrorInput({"k": 0}, "k"),
         ErrorInput({"alpha": 1.5}, "alpha"),
         ErrorInput({"n_sma_threshold": 3.0}, "n_sma_threshold"),

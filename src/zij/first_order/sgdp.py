@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 from .adamp import project_scale_invariant
 
 
@@ -94,14 +94,12 @@ class SGDP(ZijOptimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0,
                  weight_decay: float = 0.0, delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
+        defaults = hyperparameters(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                   delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize)
         check_unit(dampening, "dampening", closed=True)
-        check_nonnegative(weight_decay, "weight_decay")
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         sgdp_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
@@ -118,11 +116,8 @@ register(OptimizerEntry(
     family="sgd-family",
     recipe={"lr": 0.01, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 5e-4}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
+    errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"dampening": -0.5}, "dampening"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": -0.1}, "wd_ratio"),
     ),

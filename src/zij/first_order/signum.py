@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
 def signum_update(
@@ -71,10 +71,8 @@ class Signum(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_unit(momentum, "momentum")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def update(self, p, grad, state, group):
         signum_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
@@ -89,11 +87,7 @@ register(OptimizerEntry(
     aliases=("signSGD",),
     recipe={"lr": 0.01, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 2e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"momentum": 1.0}, "momentum"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "momentum", "weight_decay"),
     capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:SignSGD",

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_int, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
 
 
 def beta1_schedule(step: int, beta1: float, min_beta1: float, warmup: int | None) -> float:
@@ -104,8 +104,8 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,
                  beta1_warmup: int | None = None, min_beta1: float = 0.9, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
+        defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta1_warmup=beta1_warmup, min_beta1=min_beta1,
+                                   eps=eps, weight_decay=weight_decay, maximize=maximize)
         check_nonnegative(alpha, "alpha")
         if beta1_warmup is not None:
             check_int(beta1_warmup, "beta1_warmup")
@@ -114,10 +114,7 @@ class SimplifiedAdEMAMix(ZijOptimizer):
         check_unit(min_beta1, "min_beta1")
         if min_beta1 <= 0:
             raise ValueError(f"Invalid min_beta1: {min_beta1!r} (expected a number in (0, 1))")
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), alpha=alpha, beta1_warmup=beta1_warmup,
-                                      min_beta1=min_beta1, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -139,15 +136,11 @@ register(OptimizerEntry(
     aliases=("Simplified-AdEMAMix",),
     recipe={"lr": 0.005, "betas": (0.9, 0.999), "alpha": 1.0},
     recipes={"rosenbrock": {"lr": 1e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
+    errors=invalid("lr", "betas", "eps", "weight_decay") + (
         ErrorInput({"alpha": -1.0}, "alpha"),
         ErrorInput({"beta1_warmup": 0}, "beta1_warmup"),
         ErrorInput({"betas": (0.0, 0.95), "beta1_warmup": 10}, r"betas\[0\]"),
         ErrorInput({"min_beta1": 0.0}, "min_beta1"),
-        ErrorInput({"eps": -1e-8}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
 ))

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, hyperparameters
+from .._registry import Capabilities, OptimizerEntry, invalid, register
 
 
 def swats_adam_update(
@@ -101,11 +101,8 @@ class SWATS(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-9, weight_decay: float = 0.0, *,
                  maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                                 maximize=maximize))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -141,12 +138,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, 1.0)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-9}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
-    ),
+    errors=invalid("lr", "betas", "weight_decay", eps=-1e-9),
     capabilities=Capabilities(maximize=True),
     # No parity: pytorch-optimizer's SWATS adds 1e-15 under the square root (sqrt(a + 1e-15) + eps), which
     # moves coordinates with small second moments by more than 1e-6, switches a whole group at once and

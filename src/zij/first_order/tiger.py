@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
+from .._base import ZijOptimizer, check_unit, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def tiger_update(
@@ -67,10 +67,9 @@ class Tiger(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,
                  maximize: bool = False):
-        check_lr(lr)
+        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize)
         check_unit(beta, "beta")
-        check_nonnegative(weight_decay, "weight_decay")
-        super().__init__(params, dict(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
         tiger_update(p, grad, state["exp_avg"], lr=group["lr"], beta=group["beta"], weight_decay=group["weight_decay"])
@@ -83,10 +82,8 @@ register(OptimizerEntry(
     family="sign-based",
     recipe={"lr": 0.01, "beta": 0.9, "weight_decay": 0.0},
     recipes={"rosenbrock": {"lr": 2e-3}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
+    errors=invalid("lr", "weight_decay") + (
         ErrorInput({"beta": 1.0}, "beta"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
     ),
     capabilities=Capabilities(maximize=True),
     parity=(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, check_betas, check_lr, check_nonnegative
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._base import ZijOptimizer, check_nonnegative, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
 
 
 def yogi_update(
@@ -79,13 +79,10 @@ class Yogi(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,
                  initial_accumulator: float = 0.0, *, maximize: bool = False):
-        check_lr(lr)
-        check_betas(betas)
-        check_nonnegative(eps, "eps")
-        check_nonnegative(weight_decay, "weight_decay")
+        defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                   initial_accumulator=initial_accumulator, maximize=maximize)
         check_nonnegative(initial_accumulator, "initial_accumulator")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      initial_accumulator=initial_accumulator, maximize=maximize))
+        super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -104,11 +101,7 @@ register(OptimizerEntry(
     family="adam-family",
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
-    errors=(
-        ErrorInput({"lr": -1.0}, "lr"),
-        ErrorInput({"betas": (0.9, -0.5)}, r"betas\[1\]"),
-        ErrorInput({"eps": -1e-3}, "eps"),
-        ErrorInput({"weight_decay": -0.1}, "weight_decay"),
+    errors=invalid("lr", "weight_decay", betas=(0.9, -0.5), eps=-1e-3) + (
         ErrorInput({"initial_accumulator": -1e-6}, "initial_accumulator"),
     ),
     capabilities=Capabilities(maximize=True),

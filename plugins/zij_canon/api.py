@@ -10,11 +10,14 @@ Canon records.
 
 from __future__ import annotations
 
+import hashlib
 import html
+import importlib.util
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from .canon import Canon
 from .render import method_url
@@ -40,18 +43,44 @@ class ApiEntry:
         return "api/" if self.builtin else f"api/{self.family}/"
 
 
-class Catalog:
-    """Reads the registry catalog from a subprocess started at construction."""
+def _source_key() -> str:
+    """A key that changes whenever a source file of the zij package changes (found without importing it)."""
+    spec = importlib.util.find_spec("zij")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the zij package is not installed: pip install -e .")
+    digest = hashlib.sha256()
+    for root in spec.submodule_search_locations:
+        for path in sorted(Path(root).rglob("*.py")):
+            stat = path.stat()
+            digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}\n".encode())
+    return digest.hexdigest()[:16]
 
-    def __init__(self, python: str = sys.executable):
-        self._proc = subprocess.Popen(
-            [python, "-m", "zij._registry"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+
+class Catalog:
+    """The registry catalog, read by a subprocess started at construction.
+
+    With a ``cache_dir``, the catalog of unchanged package sources is reused
+    and no subprocess runs (importing torch costs about two seconds a build).
+    """
+
+    def __init__(self, python: str = sys.executable, cache_dir: Path | None = None):
+        self._cache = cache_dir / f"catalog-{_source_key()}.json" if cache_dir else None
+        self._proc = None
+        if self._cache is None or not self._cache.is_file():
+            self._proc = subprocess.Popen(
+                [python, "-m", "zij._registry"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
 
     def entries(self) -> list[ApiEntry]:
-        out, err = self._proc.communicate()
-        if self._proc.returncode != 0:
-            raise RuntimeError(f"could not read the zij registry (python -m zij._registry):\n{err.strip()}")
+        if self._proc is None:
+            out = self._cache.read_text()
+        else:
+            out, err = self._proc.communicate()
+            if self._proc.returncode != 0:
+                raise RuntimeError(f"could not read the zij registry (python -m zij._registry):\n{err.strip()}")
+            if self._cache is not None:
+                self._cache.parent.mkdir(parents=True, exist_ok=True)
+                self._cache.write_text(out)
         return [ApiEntry(**{k: v for k, v in item.items() if k != "aliases"}) for item in json.loads(out)]
 
 

@@ -71,11 +71,11 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def on_config(self, config):
         """Load and validate the Canon, render its math, read the registry, and register assets."""
-        catalog = Catalog() if self.config.api else None  # runs in parallel with the Canon checks
+        cache = Path(self.config.cache_dir) if self.config.cache_dir else None
+        catalog = Catalog(cache_dir=cache) if self.config.api else None  # runs in parallel with the Canon checks
         try:
             self.canon = load(self.config.canon_dir)
             katex = Path(self.config.katex_dir) if self.config.katex_dir else find_katex(Path(config.config_file_path).parent)
-            cache = Path(self.config.cache_dir) if self.config.cache_dir else None
             math_html, problems = render_canon_math(self.canon, katex, cache)
         except CanonError as exc:
             raise PluginError(f"the Canon does not validate:\n{exc}") from None

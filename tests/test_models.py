@@ -107,3 +107,11 @@ def test_bibtex_entry():
     assert "author = {Ilya Loshchilov and Frank Hutter}" in entry
     assert "eprint = {1711.05101}" in entry
     assert cite_key(make()) == "2019fixture"
+
+
+def test_bibtex_writes_greek_as_math():
+    record = make(paper={**BASE["paper"], "title": "ADOPT: converges with any \u03b2\u2082 and \u2113\u221e norms"})
+    venue = Venue(id="arxiv", name="arXiv", full_name="arXiv preprint", kind="preprint")
+    entry = bibtex(record, venue)
+    assert r"$\beta$" in entry and r"$\ell$$\infty$" in entry
+    assert entry.startswith("@misc{")

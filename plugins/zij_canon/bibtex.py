@@ -8,11 +8,18 @@ import unicodedata
 from .models import Record, Venue
 
 SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_"}
+# Symbols a plain pdflatex text font lacks, written as math so the entry compiles anywhere
+# (accented letters are left as UTF-8, which LaTeX reads natively since 2018).
+MATH_SYMBOLS = {
+    "\u03b1": r"$\alpha$", "\u03b2": r"$\beta$", "\u03b3": r"$\gamma$", "\u03b5": r"$\varepsilon$",
+    "\u03b7": r"$\eta$", "\u03bb": r"$\lambda$", "\u03bc": r"$\mu$", "\u03c3": r"$\sigma$",
+    "\u2113": r"$\ell$", "\u221e": r"$\infty$", "\u00b2": r"$^2$", "\u22a5": r"$\perp$",
+}
 ENTRY_TYPES = {"conference": "inproceedings", "workshop": "inproceedings", "journal": "article"}
 
 
 def _tex_escape(text: str) -> str:
-    return "".join(SPECIAL.get(c, c) for c in text)
+    return "".join(SPECIAL.get(c) or MATH_SYMBOLS.get(c, c) for c in text)
 
 
 def _ascii(text: str) -> str:

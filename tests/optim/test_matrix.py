@@ -370,3 +370,25 @@ def test_import_is_lazy():
     code = "import sys, zij; assert 'torch' not in sys.modules, 'import zij pulled torch'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+# Sparse gradients ---------------------------------------------------------------------
+@each(lambda e: not e.capabilities.sparse and not e.capabilities.needs_closure)
+def test_sparse_gradients_are_rejected_clearly(entry):
+    params = quadratic_params()
+    opt = entry.make(params, **entry.recipe)
+    params[0].grad = torch.ones_like(params[0]).to_sparse()
+    with pytest.raises((RuntimeError, ValueError), match="(?i)sparse"):
+        opt.step()
+
+
+@each(lambda e: e.capabilities.sparse)
+def test_sparse_gradients_supported(entry):
+    params = quadratic_params()
+    before = params[0].detach().clone()
+    opt = entry.make(params, **entry.recipe)
+    opt.zero_grad()
+    quadratic_loss(params).backward()
+    params[0].grad = params[0].grad.to_sparse()
+    opt.step()
+    assert torch.isfinite(params[0]).all() and not torch.equal(params[0], before)

@@ -111,7 +111,7 @@ register(OptimizerEntry(
     recipe={"base": (torch.optim.SGD, {"lr": 0.02, "momentum": 0.9}), "k": 5, "alpha": 0.5},
     recipes={"rosenbrock": {"base": (torch.optim.SGD, {"lr": 5e-4, "momentum": 0.9})}},
     errors=(ErrorInput({"k": 0}, "k"), ErrorInput({"alpha": 1.5}, "alpha")),
-    capabilities=Capabilities(),
+    capabilities=Capabilities(sparse=True),  # whatever the inner optimizer accepts; the recipe's SGD takes sparse
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Lookahead",
                {"base": (torch.optim.SGD, {"lr": 0.05, "momentum": 0.9}), "k": 5, "alpha": 0.5},

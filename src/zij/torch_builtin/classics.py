@@ -23,7 +23,8 @@ def _builtin(name: str, canon_id: str, family: str, recipe: dict, errors=(LR_ERR
 
 
 _builtin("SGD", "sgd", "sgd-family", {"lr": 0.01, "momentum": 0.9},
-         errors=(LR_ERROR, ErrorInput({"lr": 0.1, "momentum": -0.5}, "momentum")), capabilities=FULL,
+         errors=(LR_ERROR, ErrorInput({"lr": 0.1, "momentum": -0.5}, "momentum")),
+         capabilities=Capabilities(maximize=True, foreach=True, sparse=True),
          recipes={"rosenbrock": {"lr": 5e-4, "momentum": 0.9}})
 _builtin("Adam", "adam", "adam-family", {"lr": 0.05},
          errors=(LR_ERROR, ErrorInput({"betas": (1.5, 0.999)}, "beta parameter")), capabilities=FULL)
@@ -32,7 +33,7 @@ _builtin("AdamW", "adamw", "adam-family", {"lr": 0.05, "weight_decay": 0.0},
 _builtin("NAdam", "nadam", "adam-family", {"lr": 0.05}, capabilities=FULL)
 _builtin("RAdam", "radam", "adam-family", {"lr": 0.05}, capabilities=FULL, recipes={"rosenbrock": {"lr": 0.01}})
 _builtin("Adagrad", "adagrad", "adaptive", {"lr": 0.5},
-         capabilities=Capabilities(maximize=True, foreach=True, eager_state=True), recipes={"rosenbrock": {"lr": 1.0}})
+         capabilities=Capabilities(maximize=True, foreach=True, sparse=True, eager_state=True), recipes={"rosenbrock": {"lr": 1.0}})
 _builtin("Adadelta", "adadelta", "adaptive", {"lr": 5.0}, capabilities=FULL, recipes={"rosenbrock": {"lr": 0.3}})
 _builtin("Adamax", "adamax", "adam-family", {"lr": 0.05}, capabilities=FULL, recipes={"rosenbrock": {"lr": 0.1}})
 _builtin("RMSprop", "rmsprop", "adaptive", {"lr": 0.01}, capabilities=FULL,

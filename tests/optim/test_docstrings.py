@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import zij
+from _helpers import CANON
 from zij._registry import entries
+from zij_canon import load
 from zij_canon.latex import check as latex_problems
 
 OWN = [e for e in entries() if not e.builtin]
@@ -39,3 +41,18 @@ def test_docstring_example_runs(entry):
     exec(compile(code, f"<{entry.name} example>", "exec"), namespace)
     optimizers = [v for v in namespace.values() if isinstance(v, torch.optim.Optimizer)]
     assert optimizers, "the example builds an optimizer"
+
+
+
+@pytest.fixture(scope="module")
+def canon():
+    return load(CANON)
+
+
+@pytest.mark.parametrize("entry", OWN, ids=[e.name for e in OWN])
+def test_docstring_rule_is_the_canon_rule(canon, entry):
+    """The class states the same rule as its Canon record: the rule the code computes."""
+    record = canon.entries[entry.canon_id].record
+    rule = re.search(r"\$\$(.*?)\$\$", entry.cls.__doc__, re.S).group(1)
+    assert re.sub(r"\s+", "", rule) == re.sub(r"\s+", "", record.update_rule.latex)
+    assert record.zij_class == f"zij.{entry.name}"

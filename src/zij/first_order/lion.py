@@ -49,14 +49,14 @@ class Lion(ZijOptimizer):
     $$
     \begin{aligned}
     c_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
-    \theta_t &= \theta_{t-1} - \eta \left( \operatorname{sign}(c_t) + \lambda\, \theta_{t-1} \right) \\
+    \theta_t &= \theta_{t-1} - \eta_t \bigl(\operatorname{sign}(c_t) + \lambda\, \theta_{t-1}\bigr) \\
     m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, g_t
     \end{aligned}
     $$
 
     Args:
         params: iterable of parameters or parameter groups.
-        lr: learning rate $\eta$; typically 3-10 times smaller than AdamW's.
+        lr: learning rate $\eta_t$ (a scheduler may change it); typically 3-10 times smaller than AdamW's.
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
         maximize: maximize the objective instead of minimizing it.

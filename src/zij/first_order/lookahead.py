@@ -23,14 +23,15 @@ def lookahead_sync(fast: torch.Tensor, slow: torch.Tensor, *, alpha: float) -> N
 class Lookahead(Optimizer):
     r"""Lookahead: take k steps with an inner optimizer, then pull slow weights toward them.
 
-    The inner ("fast") optimizer runs unchanged; every $k$ of its steps the
-    slow weights $\phi$ move a fraction $\alpha$ of the way to the fast
-    weights $\theta$, and the fast weights restart from the slow ones.
+    The inner optimizer $A$ runs unchanged on fast weights $\tilde\theta$; after
+    every $k$ of its steps the slow weights $\theta$ move a fraction $\alpha$
+    of the way to the fast weights, and the fast weights restart from there.
 
     $$
     \begin{aligned}
-    \theta_{t} &= \operatorname{InnerStep}(\theta_{t-1}) \\
-    \text{if } t \bmod k = 0:\quad \phi &\leftarrow \phi + \alpha\,(\theta_t - \phi), \qquad \theta_t \leftarrow \phi
+    \tilde\theta_{t,0} &= \theta_{t-1} \\
+    \tilde\theta_{t,i} &= \tilde\theta_{t,i-1} + A\bigl(\tilde\theta_{t,i-1}, d_{t,i}\bigr), \qquad i = 1, \dots, k \\
+    \theta_t &= \theta_{t-1} + \alpha\, \bigl(\tilde\theta_{t,k} - \theta_{t-1}\bigr)
     \end{aligned}
     $$
 

@@ -54,7 +54,7 @@ class MADGRAD(ZijOptimizer):
 
     $$
     \begin{aligned}
-    \tilde g_t &= g_t + \lambda\, \theta_{t-1}, \qquad a_t = \eta \sqrt{t} \\
+    \tilde g_t &= g_t + \lambda\, \theta_{t-1}, \qquad a_t = \eta\, \sqrt{t} \\
     s_t &= s_{t-1} + a_t\, \tilde g_t, \qquad \nu_t = \nu_{t-1} + a_t\, \tilde g_t^{2} \\
     z_t &= \theta_0 - \frac{s_t}{\sqrt[3]{\nu_t} + \epsilon} \\
     \theta_t &= (1 - c)\, \theta_{t-1} + c\, z_t

@@ -36,19 +36,25 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
     Canon and off for the small test canons, unless ``api`` says otherwise.
     """
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
-    docs_dir = docs_dir or ROOT / "site"
+    with_api = (canon == CANON) if api is None else api
+    if docs_dir is None:
+        docs_dir = ROOT / "site"
+        if not with_api:  # the package page links to the API reference, which is not built here
+            docs_dir = tmp / "docs-without-api"
+            if not docs_dir.exists():
+                shutil.copytree(ROOT / "site", docs_dir)
+                (docs_dir / "package.md").unlink()
     config["docs_dir"] = str(docs_dir)
     config["site_dir"] = str(site_dir)
     config["theme"]["custom_dir"] = str(docs_dir / "overrides")
     for plugin in config["plugins"]:
         if isinstance(plugin, dict) and "zij-canon" in plugin:
             plugin["zij-canon"]["canon_dir"] = str(canon)
-            plugin["zij-canon"]["api"] = (canon == CANON) if api is None else api
+            plugin["zij-canon"]["api"] = with_api
             plugin["zij-canon"]["cache_dir"] = str(ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
-    with_api = (canon == CANON) if api is None else api
     if not with_api:
-        config["nav"] = [item for item in config["nav"] if "API reference" not in item]
+        config["nav"] = [item for item in config["nav"] if not {"API reference", "Using the package"} & set(item)]
     cfg = tmp / f"mkdocs-{site_dir.name}.yml"
     cfg.write_text(yaml.safe_dump(config))
     args = [str(MKDOCS), "build", "-f", str(cfg)] + (["--strict"] if strict else [])

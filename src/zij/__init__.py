@@ -31,14 +31,10 @@ def __getattr__(name: str):
         raise AttributeError(name)
     from . import _registry
 
-    try:
-        return _registry.get_entry(name).cls if name.lower() in _registry._names() else _missing(name)
-    except ValueError as exc:
-        raise AttributeError(f"module 'zij' has no attribute {name!r} ({exc})") from None
-
-
-def _missing(name: str):
-    raise ValueError(f"{name!r} is not a registered name")
+    entry = _registry.public_entries().get(name)
+    if entry is None:
+        raise AttributeError(f"module 'zij' has no attribute {name!r} (zij.list_optimizers() lists the optimizers)")
+    return entry.cls
 
 
 def __dir__():

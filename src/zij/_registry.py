@@ -267,10 +267,9 @@ def create_optimizer(model, name: str, lr: float, weight_decay: float = 0.0, *, 
     return entry.cls(groups, lr=lr, **kwargs)
 
 
-def _names() -> set[str]:
-    """Lower-cased registered names (exact names only: ``zij.<Name>`` does not accept aliases)."""
-    _discover()
-    return set(_ENTRIES)
+def public_entries() -> dict[str, OptimizerEntry]:
+    """Entries by their exact public name (``zij.<Name>``; aliases and other cases go through load_optimizer)."""
+    return {e.name: e for e in entries()}
 
 
 def catalog() -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import zij
-from _problems import mlp_loss, mlp_params
+from _problem_helpers import mlp_loss, mlp_params
 from zij.first_order.adamp import project_scale_invariant
 
 ENTRY = zij.get_entry("AdamP")

@@ -13,7 +13,7 @@ import torch
 
 from zij._registry import entries
 
-from _problems import closure_for, mlp_params, quadratic_loss, quadratic_params, train_mlp
+from _problem_helpers import closure_for, mlp_params, quadratic_loss, quadratic_params, train_mlp
 
 pytestmark = [
     pytest.mark.cuda,

@@ -17,7 +17,7 @@ import torch
 import zij
 from zij._registry import entries
 
-from _problems import DTYPES, closure_for, mlp_loss, mlp_params, quadratic_loss, quadratic_params, run, train_mlp
+from _problem_helpers import DTYPES, closure_for, mlp_loss, mlp_params, quadratic_loss, quadratic_params, run, train_mlp
 
 ENTRIES = entries()
 ids = [e.name for e in ENTRIES]

@@ -3,7 +3,7 @@
 import torch
 
 import zij
-from _problems import mlp_params, train_mlp
+from _problem_helpers import mlp_params, train_mlp
 
 ENTRY = zij.get_entry("Ranger")
 RADAM = dict(lr=0.01, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.1)

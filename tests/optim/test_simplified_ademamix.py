@@ -7,7 +7,7 @@ import torch
 
 import zij
 from zij.first_order.simplified_ademamix import beta1_schedule
-from _problems import mlp_params, train_mlp
+from _problem_helpers import mlp_params, train_mlp
 
 ENTRY = zij.get_entry("SimplifiedAdEMAMix")
 

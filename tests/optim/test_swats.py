@@ -3,7 +3,7 @@
 import torch
 
 import zij
-from _problems import mlp_params, train_mlp
+from _problem_helpers import mlp_params, train_mlp
 
 ENTRY = zij.get_entry("SWATS")
 

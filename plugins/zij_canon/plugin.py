@@ -30,7 +30,7 @@ from .render import Renderer, category_url, method_url
 
 log = get_plugin_logger(__name__)
 ASSETS = Path(__file__).parent / "assets"
-KATEX_FILES = ("katex.min.css", "katex.min.js", "contrib/auto-render.min.js")
+KATEX_FILES = ("katex.min.css", "katex.min.js")
 
 
 class CanonConfig(base.Config):
@@ -60,7 +60,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def __init__(self):
         self.command = "build"
-        self.pages: dict[str, callable] = {}
+        self.pages: dict[str, tuple] = {}
         self.final_site_dir: str | None = None
         self.warnings: CountHandler | None = None
         self.api_entries = []
@@ -99,25 +99,22 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def on_files(self, files: Files, *, config) -> Files:
         """Add the generated pages, the name index and the bundled assets."""
-        self.pages = {
-            "index.md": self.renderer.home_page,
-            "families.md": self.renderer.families_page,
-            "schema.md": self.renderer.schema_page,
+        r = self.renderer
+        self.pages = {  # generated page -> (title, function rendering its body)
+            "index.md": ("Home", r.home_page),
+            "families.md": ("Families", r.families_page),
+            "schema.md": ("Record schema", r.schema_page),
         }
         for cat in self.canon.ordered_categories():
-            self.pages[f"{cat.id}/index.md"] = lambda cid=cat.id: self.renderer.category_page(cid)
+            self.pages[f"{cat.id}/index.md"] = (cat.title, lambda cid=cat.id: r.category_page(cid))
         for record in self.canon.records:
-            self.pages[f"{record.categories[0]}/{record.id}.md"] = lambda r=record: self.renderer.method_page(r)
-        titles = {"index.md": "Home", "families.md": "Families", "schema.md": "Record schema"}
-        titles.update({f"{c.id}/index.md": c.title for c in self.canon.categories.values()})
-        titles.update({f"{r.categories[0]}/{r.id}.md": r.name for r in self.canon.records})
+            self.pages[f"{record.categories[0]}/{record.id}.md"] = (record.name, lambda rec=record: r.method_page(rec))
         if self.config.api:
-            self.pages["api/index.md"] = lambda: self.renderer.api_index_page(self.api_entries)
-            titles["api/index.md"] = "API reference"
-        for uri in self.pages:
+            self.pages["api/index.md"] = ("API reference", lambda: r.api_index_page(self.api_entries))
+        for uri, (title, _) in self.pages.items():
             if files.get_file_from_path(uri) is not None:
                 raise PluginError(f"site/{uri} would be replaced by a generated page; remove or rename it")
-            files.append(File.generated(config, uri, content=_stub(titles[uri])))
+            files.append(File.generated(config, uri, content=_stub(title)))
         for family in sorted({e.family for e in self.api_entries if not e.builtin}):
             members = [e for e in self.api_entries if e.family == family and not e.builtin]
             content = family_page(self.canon.families[family].title, members, self.canon)
@@ -134,8 +131,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def on_page_content(self, html, *, page, config, files):
         """Replace a generated page's (empty) body with its rendered HTML."""
-        render = self.pages.get(page.file.src_uri)
-        return render() if render else html
+        generated = self.pages.get(page.file.src_uri)
+        return generated[1]() if generated else html
 
     def on_post_page(self, output, *, page, config):
         """Put the rendered math into a generated page once search has indexed it."""

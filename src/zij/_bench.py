@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="build/bench")
     args = parser.parse_args(argv)
     n = sum(p.numel() for p in make_params())
+
     def adamw_foreach() -> float:
         return time_steps(torch.optim.AdamW(make_params(), lr=1e-3, foreach=True), args.repeats)
 

@@ -148,3 +148,20 @@ class ZijOptimizer(Optimizer):
             if params:
                 self.group_step(group, params, grads, states)
         return loss
+
+
+class TwoMomentOptimizer(ZijOptimizer):
+    """Base of rules shaped like Adam: two moving averages and (lr, betas, eps, weight_decay).
+
+    A subclass sets ``state_names`` and ``rule``, a plain function called as
+    ``rule(p, grad, *state tensors in state_names order, step=, lr=, beta1=, beta2=, eps=, weight_decay=)``;
+    its own ``__init__`` keeps the signature and defaults of its paper.
+    """
+
+    #: The module's update function for one tensor (set with ``staticmethod``).
+    rule = None
+
+    def update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        self.rule(p, grad, *(state[name] for name in self.state_names), step=state["step"], lr=group["lr"],
+                  beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -37,7 +37,7 @@ def adabelief_update(
     param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
 
 
-class AdaBelief(ZijOptimizer):
+class AdaBelief(TwoMomentOptimizer):
     r"""AdaBelief: Adam whose second moment tracks how far gradients stray from their prediction.
 
     The momentum $m_t$ is read as a prediction of the gradient; instead of
@@ -81,16 +81,12 @@ class AdaBelief(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_var")
+    rule = staticmethod(adabelief_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-16,
                  weight_decay: float = 0.0, *, maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        adabelief_update(p, grad, state["exp_avg"], state["exp_avg_var"], step=state["step"], lr=group["lr"],
-                         beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(

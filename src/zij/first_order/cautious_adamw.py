@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -35,7 +35,7 @@ def cautious_adamw_update(
     param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
 
 
-class CautiousAdamW(ZijOptimizer):
+class CautiousAdamW(TwoMomentOptimizer):
     r"""C-AdamW (Cautious AdamW): AdamW with the coordinates that oppose the gradient masked out.
 
     The AdamW update $u_t$ is compared with the current gradient: coordinates
@@ -83,16 +83,12 @@ class CautiousAdamW(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = staticmethod(cautious_adamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  *, maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        cautious_adamw_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
-                              beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 # pytorch-optimizer has no cautious AdamW class, but its AdEMAMix with alpha = 0 is AdamW, and its cautious

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -33,7 +33,7 @@ def grams_update(
     param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
 
 
-class Grams(ZijOptimizer):
+class Grams(TwoMomentOptimizer):
     r"""Grams: step along the current gradient's sign, with Adam's per-coordinate step size.
 
     Grams separates the direction of a step from its size: the direction is
@@ -75,16 +75,12 @@ class Grams(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = staticmethod(grams_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
                  *, maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        grams_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
-                     beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 # The official package (grams-pytorch) is compared in tests/optim/test_grams.py: its step() runs the closure

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -41,7 +41,7 @@ def lamb_update(
     param.sub_(update.mul_(trust_ratio * lr))
 
 
-class LAMB(ZijOptimizer):
+class LAMB(TwoMomentOptimizer):
     r"""LAMB: Adam's direction plus weight decay, rescaled per layer by a trust ratio.
 
     Each parameter tensor (a "layer") forms the bias-corrected Adam direction
@@ -84,16 +84,12 @@ class LAMB(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = staticmethod(lamb_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,
                  maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        lamb_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
-                    beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(

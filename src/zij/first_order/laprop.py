@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -33,7 +33,7 @@ def laprop_update(
     param.add_(exp_avg, alpha=-lr / (1 - beta1**step))
 
 
-class LaProp(ZijOptimizer):
+class LaProp(TwoMomentOptimizer):
     r"""LaProp: RMSprop-normalized gradients averaged into a momentum, the reverse of Adam's order.
 
     Adam averages raw gradients and then divides by the root second moment;
@@ -76,16 +76,12 @@ class LaProp(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = staticmethod(laprop_update)
 
     def __init__(self, params, lr: float = 4e-4, betas=(0.8, 0.99), eps: float = 1e-15, weight_decay: float = 0.0, *,
                  maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        laprop_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
-                      beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(

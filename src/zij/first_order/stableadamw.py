@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
 
 
@@ -41,7 +41,7 @@ def stableadamw_update(
     param.sub_(step_lr * exp_avg / (exp_avg_sq.sqrt() + eps))
 
 
-class StableAdamW(ZijOptimizer):
+class StableAdamW(TwoMomentOptimizer):
     r"""StableAdamW: AdamW whose learning rate is cut for a tensor when its second moment lags.
 
     Adds AdaFactor-style update clipping to AdamW, against the loss spikes
@@ -86,16 +86,12 @@ class StableAdamW(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    rule = staticmethod(stableadamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.99), eps: float = 1e-6, weight_decay: float = 1e-2, *,
                  maximize: bool = False):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                                  maximize=maximize))
-
-    def update(self, p, grad, state, group):
-        beta1, beta2 = group["betas"]
-        stableadamw_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=state["step"], lr=group["lr"],
-                           beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(

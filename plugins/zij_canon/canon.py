@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -44,7 +45,7 @@ class Canon:
     venues: dict[str, Venue]
     entries: dict[str, Entry]
 
-    @property
+    @cached_property
     def records(self) -> list[Record]:
         """Records sorted by name (case-insensitive), then id."""
         return sorted((e.record for e in self.entries.values()), key=lambda r: (r.name.lower(), r.id))
@@ -59,6 +60,15 @@ class Canon:
     def ordered_categories(self) -> list[Category]:
         return sorted(self.categories.values(), key=lambda c: (c.order, c.id))
 
+    @cached_property
+    def _incoming(self) -> dict[str, list[tuple[str, str, Record]]]:
+        """Reverse ``related`` links, computed once: target id -> [("in", relation, source record)]."""
+        index: dict[str, list] = defaultdict(list)
+        for entry in self.entries.values():
+            for rel in entry.record.related:
+                index[rel.id].append(("in", rel.relation, entry.record))
+        return index
+
     def links(self, record_id: str) -> list[tuple[str, str, Record]]:
         """Both directions of ``related``: (direction, relation, other record).
 
@@ -66,12 +76,7 @@ class Canon:
         links other records make to it.
         """
         out = [("out", r.relation, self.entries[r.id].record) for r in self.entries[record_id].record.related]
-        incoming = [
-            ("in", rel.relation, e.record)
-            for e in self.entries.values()
-            for rel in e.record.related
-            if rel.id == record_id
-        ]
+        incoming = self._incoming.get(record_id, [])
         return out + sorted(incoming, key=lambda t: t[2].name.lower())
 
 

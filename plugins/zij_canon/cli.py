@@ -32,7 +32,7 @@ paper:
   arxiv: "TODO"
   authors: []
 update_rule:
-  rule_source: sketch   # paper | implementation | sketch
+  rule_source: sketch   # paper | code | implementation | sketch
   latex: |-
     TODO
   symbols:

@@ -95,7 +95,7 @@ class Symbol(Strict):
     """What the symbol stands for, in plain words."""
 
 
-RuleSource = Literal["paper", "implementation", "sketch"]
+RuleSource = Literal["paper", "code", "implementation", "sketch"]
 
 
 class UpdateRule(Strict):
@@ -107,8 +107,10 @@ class UpdateRule(Strict):
     for several lines."""
     rule_source: RuleSource
     """Where the rule comes from: ``paper`` (transcribed from the paper's algorithm),
-    ``implementation`` (what the zij class computes) or ``sketch`` (a careful statement
-    of the mechanism, not the paper's exact algorithm)."""
+    ``code`` (transcribed from the official implementation; the notes name the file and
+    function), ``implementation`` (what the zij class computes) or ``sketch`` (a careful
+    statement of the mechanism, not the paper's exact algorithm; the notes say what it
+    leaves out)."""
     symbols: list[Symbol] = Field(min_length=1)
     """Every symbol of the rule with its meaning."""
     notes: Prose | None = None

@@ -25,6 +25,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 MATH_PLACEHOLDER = re.compile(r"<!--zij-math:(\d+)-->")
 SOURCE_BADGES = {
     "paper": ("transcribed from the paper", "The rule is transcribed from the paper's algorithm."),
+    "code": ("transcribed from the official code", "The rule is transcribed from the official implementation named in the notes."),
     "implementation": ("as implemented in zij", "The rule is what the zij class computes."),
     "sketch": ("sketch of the mechanism", "The rule states the mechanism; it is not the paper's exact algorithm."),
 }
@@ -181,7 +182,8 @@ SCHEMA_MODELS = (
 
 def _type_name(annotation) -> str:
     text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
-    return text or str(annotation).replace("typing.", "").replace("zij_canon.models.", "")
+    text = text or str(annotation).replace("typing.", "").replace("zij_canon.models.", "")
+    return re.sub(r" at 0x[0-9a-f]+>", ">", text)  # function addresses change from run to run
 
 
 def schema_tables() -> list[tuple[str, str, list[tuple[str, str, bool, str]]]]:

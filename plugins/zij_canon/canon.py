@@ -16,22 +16,32 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from .cache import RecordCache
 from .loader import CanonError, Problem, field_name, line_of, load_yaml, validate
 from .models import Category, Family, Record, Venue, arxiv_year
 
 VOCABULARIES = {"categories": Category, "families": Family, "venues": Venue}
 
 
+UNREAD = object()
+
+
 @dataclass
 class Entry:
-    """A validated record with where it came from."""
+    """A validated record with where it came from.
+
+    ``node`` is the file's YAML node tree, for line numbers; a record taken from
+    the cache has none until a line is asked for (only to report a problem).
+    """
 
     record: Record
     path: Path
     display: str
-    node: object = field(repr=False)
+    node: object = field(default=UNREAD, repr=False)
 
     def line(self, *loc) -> int:
+        if self.node is UNREAD:
+            self.node = load_yaml(self.path, self.display)[1]
         return line_of(self.node, loc)
 
 
@@ -146,9 +156,30 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
     return problems
 
 
-def load(root: str | Path) -> Canon:
-    """Load and validate the Canon at ``root``; raise CanonError with every problem."""
+def _load_record(path: Path, display: str, cache: RecordCache, problems: list[Problem]) -> Entry | None:
+    """One record file as an Entry (from the cache when its bytes are unchanged), or None with problems."""
+    digest = cache.digest(path.read_bytes())
+    record = cache.get(digest)
+    if record is not None:
+        return Entry(record, path, display)
+    data, node, found = load_yaml(path, display)
+    if not found:
+        record, found = validate(Record, data, display, node)
+    problems += found
+    if record is None:
+        return None
+    cache.put(digest, record)
+    return Entry(record, path, display, node)
+
+
+def load(root: str | Path, cache_dir: str | Path | None = None) -> Canon:
+    """Load and validate the Canon at ``root``; raise CanonError with every problem.
+
+    With a ``cache_dir``, records whose files are unchanged since an earlier
+    load are taken from there instead of being parsed and validated again.
+    """
     root = Path(root)
+    cache = RecordCache(Path(cache_dir) if cache_dir else None)
     problems: list[Problem] = []
     vocab = {name: _load_vocabulary(root, name, model, problems) for name, model in VOCABULARIES.items()}
     canon = Canon(root, vocab["categories"], vocab["families"], vocab["venues"], {})
@@ -162,14 +193,9 @@ def load(root: str | Path) -> Canon:
         if canon.categories and path.parent.name not in canon.categories:
             problems.append(Problem(display, 1, "<file>", f"folder {path.parent.name!r} is not a category id"))
             continue
-        data, node, found = load_yaml(path, display)
-        problems += found
-        if found:
-            continue
-        record, found = validate(Record, data, display, node)
-        problems += found
-        if record is not None:
-            seen[record.id].append(Entry(record, path, display, node))
+        entry = _load_record(path, display, cache, problems)
+        if entry is not None:
+            seen[entry.record.id].append(entry)
     for rid, entries in seen.items():
         if len(entries) > 1:
             others = ", ".join(e.display for e in entries)
@@ -178,6 +204,7 @@ def load(root: str | Path) -> Canon:
         canon.entries[rid] = entries[0]
     for entry in canon.entries.values():
         problems += _check_entry(entry, canon)
+    cache.save()
     if problems:
         raise CanonError(problems)
     return canon

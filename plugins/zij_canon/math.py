@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import latex
@@ -49,7 +49,12 @@ class MathItem:
     key: str
     latex: str
     display: bool
-    where: Problem
+    entry: object = field(compare=False, repr=False)
+    loc: tuple
+
+    def problem(self, message: str) -> Problem:
+        """``message`` located at the item's field (the line is looked up only now, for errors)."""
+        return Problem(self.entry.display, self.entry.line(*self.loc), ".".join(map(str, self.loc)), message)
 
 
 def record_math(canon: Canon) -> list[MathItem]:
@@ -59,9 +64,8 @@ def record_math(canon: Canon) -> list[MathItem]:
         rec = entry.record
 
         def add(latex_text: str, display: bool, *loc):
-            field = ".".join(str(x) for x in loc)
-            where = Problem(entry.display, entry.line(*loc), field, "")
-            items.append(MathItem(f"{rid}:{field}:{latex_text}", latex_text, display, where))
+            name = ".".join(str(x) for x in loc)
+            items.append(MathItem(f"{rid}:{name}:{latex_text}", latex_text, display, entry, loc))
 
         add(rec.update_rule.latex, True, "update_rule", "latex")
         prose = [(rec.summary, ("summary",)), (rec.notes, ("notes",)), (rec.update_rule.notes, ("update_rule", "notes"))]
@@ -118,8 +122,7 @@ def render_canon_math(canon: Canon, katex_dir: Path | None = None, cache_dir: Pa
     for item in items:
         result = results[f"{int(item.display)}{item.latex}"]
         if "error" in result:
-            w = item.where
-            problems.append(Problem(w.path, w.line, w.field, f"KaTeX cannot render this math: {result['error']}"))
+            problems.append(item.problem(f"KaTeX cannot render this math: {result['error']}"))
         else:
             html[f"{int(item.display)}{item.latex}"] = result["html"]
     return html, sorted(set(problems))

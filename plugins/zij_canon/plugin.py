@@ -5,19 +5,27 @@ validation), :mod:`zij_canon.math` (KaTeX) and :mod:`zij_canon.render`
 (templates). Generated pages are tiny Markdown stubs created with
 ``File.generated``; their HTML body is filled in ``on_page_content``, so the
 heavy KaTeX markup never goes through Markdown.
+
+Per-page costs are kept down for a large Canon: validated records come from a
+cache (:mod:`zij_canon.cache`), generated pages are indexed for search by
+:mod:`zij_canon.search` instead of Material's slower parser (same entries; the
+sections of unchanged pages are cached too), and the site nav of method pages
+is rendered once per folder (``theme/main.html``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import shutil
 from pathlib import Path
 
+import jinja2
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
-from mkdocs.plugins import BasePlugin, get_plugin_logger
+from mkdocs.plugins import BasePlugin, event_priority, get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import CountHandler
 
@@ -28,8 +36,16 @@ from .math import MathError, find_katex, render_canon_math
 from .models import Record
 from .render import Renderer, category_url, method_url
 
+try:  # generated pages are indexed with a faster tokenizer when Material's search plugin is in use
+    from material.plugins.search.plugin import SearchPlugin
+
+    from .search import SectionCache, index_page
+except ImportError:  # pragma: no cover - Material is a docs dependency
+    SearchPlugin = None
+
 log = get_plugin_logger(__name__)
 ASSETS = Path(__file__).parent / "assets"
+THEME = Path(__file__).parent / "theme"
 KATEX_FILES = ("katex.min.css", "katex.min.js")
 
 
@@ -43,7 +59,7 @@ class CanonConfig(base.Config):
     katex_dir = c.Optional(c.Dir(exists=True))
     """The npm ``katex`` package; found under ``node_modules`` when not set."""
     cache_dir = c.Optional(c.Type(str))
-    """Folder for KaTeX renders reused across builds (off when not set)."""
+    """Folder for what later builds reuse: validated records, search sections, KaTeX renders, the API catalog."""
     atomic = c.Type(bool, default=True)
     """Build into a temporary folder and swap it in only after a clean build."""
     api = c.Type(bool, default=True)
@@ -64,6 +80,10 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         self.final_site_dir: str | None = None
         self.warnings: CountHandler | None = None
         self.api_entries = []
+        self.search = None
+        self.sections = None
+        self.nav_uris: set[str] = set()
+        self.indexed: set[str] = set()
 
     def on_startup(self, *, command, dirty):
         """Remember the command: ``serve`` builds without the atomic swap."""
@@ -74,7 +94,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         cache = Path(self.config.cache_dir) if self.config.cache_dir else None
         catalog = Catalog(cache_dir=cache) if self.config.api else None  # runs in parallel with the Canon checks
         try:
-            self.canon = load(self.config.canon_dir)
+            self.canon = load(self.config.canon_dir, cache)
             katex = Path(self.config.katex_dir) if self.config.katex_dir else find_katex(Path(config.config_file_path).parent)
             math_html, problems = render_canon_math(self.canon, katex, cache)
         except CanonError as exc:
@@ -95,6 +115,10 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js"]
         if self.config.atomic and self.command != "serve":
             self._redirect_site_dir(config)
+        self.search = next(
+            (p for p in config.plugins.values() if SearchPlugin and isinstance(p, SearchPlugin) and p.config.enabled), None
+        )
+        self.sections = SectionCache(cache) if self.search is not None and cache is not None else None
         return config
 
     def on_files(self, files: Files, *, config) -> Files:
@@ -129,14 +153,54 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             files.append(File.generated(config, f"assets/katex/{path.relative_to(dist).as_posix()}", abs_src_path=str(path)))
         return files
 
+    def on_nav(self, nav, *, config, files):
+        """Remember which pages the nav lists: the others share their folder's nav HTML."""
+        self.nav_uris = {p.file.src_uri for p in nav.pages}
+        self.indexed = set()
+        return nav
+
+    def on_env(self, env, *, config, files):
+        """Put the plugin's main.html (per-folder nav cache) between the custom_dir and Material."""
+        if config.theme.name == "material" and isinstance(env.loader, jinja2.FileSystemLoader):
+            dirs = env.loader.searchpath
+            dirs.insert(1 if config.theme.custom_dir in dirs else 0, str(THEME))
+            env.globals.update(zij_nav={}, zij_nav_key=self.nav_key)
+        return env
+
+    def nav_key(self, page) -> str | None:
+        """The folder of a generated page whose site nav is its siblings' (outside the nav, no toc), or None.
+
+        Such a page marks no nav item active and has no table of contents, so the
+        sidebars differ between such pages only by relative links: by folder.
+        """
+        if page is None or page.file.src_uri not in self.pages or page.file.src_uri in self.nav_uris:
+            return None
+        if page.toc or page.meta.get("hide"):
+            return None
+        return posixpath.dirname(page.url.rstrip("/"))
+
     def on_page_content(self, html, *, page, config, files):
         """Replace a generated page's (empty) body with its rendered HTML."""
         generated = self.pages.get(page.file.src_uri)
         return generated[1]() if generated else html
 
+    @event_priority(50)  # before Material's search plugin, which then skips the page
+    def on_page_context(self, context, *, page, config, nav):
+        """Index a generated page for search with the fast tokenizer: the entries Material would make."""
+        uri = page.file.src_uri
+        if self.search is not None and uri in self.pages and "search" not in page.meta:
+            index_page(self.search.search_index, page, self.sections)
+            page.meta["search"] = {"exclude": True}  # removed again in on_post_page
+            self.indexed.add(uri)
+        return context
+
     def on_post_page(self, output, *, page, config):
         """Put the rendered math into a generated page once search has indexed it."""
-        return self.renderer.fill_math(output) if page.file.src_uri in self.pages else output
+        if page.file.src_uri not in self.pages:
+            return output
+        if page.file.src_uri in self.indexed:
+            del page.meta["search"]
+        return self.renderer.fill_math(output)
 
     def on_serve(self, server, *, config, builder):
         """Rebuild when a record changes."""
@@ -153,7 +217,9 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         logging.getLogger("mkdocs").addHandler(self.warnings)
 
     def on_post_build(self, *, config):
-        """Swap the finished build in, unless strict mode will reject it."""
+        """Keep the search sections for the next build; swap the finished build in, unless strict mode will reject it."""
+        if self.sections is not None:
+            self.sections.save()
         if self.final_site_dir is None:
             return
         logging.getLogger("mkdocs").removeHandler(self.warnings)

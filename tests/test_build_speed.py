@@ -1,0 +1,228 @@
+"""What makes builds fast must not change what they produce.
+
+* the record cache (``build/.cache/records-*.pickle``): a corrupt file is
+  rebuilt, a stale entry is never used, unused entries are pruned;
+* the search tokenizer for generated pages: the same sections as Material's;
+* the per-folder site nav of generated pages: the same HTML as rendering it per page.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from material.plugins.search.plugin import Parser
+
+from _helpers import CANON, ROOT, build_site, small_canon
+from zij_canon import canon as canon_module
+from zij_canon import load, search
+from zij_canon.bench import pad_canon
+from zij_canon.cache import RecordCache
+from zij_canon.loader import CanonError
+from zij_canon.math import find_katex, render_canon_math
+from zij_canon.render import Renderer
+
+RECORDS = ("first-order/adam.yaml", "first-order/sgd.yaml", "first-order/adamw.yaml")
+
+
+def cache_file(cache: Path) -> Path:
+    (path,) = cache.glob("records-*.pickle")
+    return path
+
+
+def count_parses(monkeypatch) -> list[Path]:
+    """Record every YAML file the Canon loader parses from here on."""
+    parsed: list[Path] = []
+    real = canon_module.load_yaml
+
+    def spy(path, display):
+        parsed.append(path)
+        return real(path, display)
+
+    monkeypatch.setattr(canon_module, "load_yaml", spy)
+    return parsed
+
+
+def test_unchanged_records_come_from_the_cache(tmp_path, monkeypatch):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    first = load(canon_dir, cache)
+    parsed = count_parses(monkeypatch)
+    second = load(canon_dir, cache)
+    assert [p.name for p in parsed] == ["categories.yaml", "families.yaml", "venues.yaml"]
+    assert second.records == first.records
+
+
+def test_changed_record_is_parsed_again_and_its_old_entry_pruned(tmp_path, monkeypatch):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    load(canon_dir, cache)
+    before = set(pickle.loads(cache_file(cache).read_bytes()))
+    path = canon_dir / "first-order" / "adam.yaml"
+    path.write_text(path.read_text().replace("name: Adam\n", "name: Adam (edited)\n"))
+    parsed = count_parses(monkeypatch)
+    canon = load(canon_dir, cache)
+    assert path in parsed
+    assert canon.entries["adam"].record.name == "Adam (edited)"
+    after = set(pickle.loads(cache_file(cache).read_bytes()))
+    assert len(after) == len(RECORDS) and len(after - before) == 1, "the stale entry is kept"
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not a pickle", pickle.dumps(["a", "list"]), pickle.dumps({"x": 1})])
+def test_corrupt_cache_is_rebuilt(tmp_path, garbage):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    expected = load(canon_dir, cache).records
+    cache_file(cache).write_bytes(garbage)
+    assert load(canon_dir, cache).records == expected
+    assert len(pickle.loads(cache_file(cache).read_bytes())) == len(RECORDS)
+
+
+def test_cache_of_other_code_is_ignored_and_removed(tmp_path, monkeypatch):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    load(canon_dir, cache)
+    old = cache_file(cache)
+    monkeypatch.setattr("zij_canon.cache.code_key", lambda: "0" * 16)
+    parsed = count_parses(monkeypatch)
+    load(canon_dir, cache)
+    assert len(parsed) == 3 + len(RECORDS)
+    assert not old.exists() and cache_file(cache).name == f"records-{'0' * 16}.pickle"
+
+
+def test_cached_records_still_report_lines(tmp_path):
+    """A record valid alone but wrong for the Canon gets the same located problem, cached or not."""
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    path = canon_dir / "first-order" / "sgd.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["related"] = [{"id": "no-such-record", "relation": "builds-on"}]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    line = path.read_text().splitlines().index("- id: no-such-record") + 1
+    problems = []
+    for _ in range(2):  # the second load takes sgd from the cache
+        with pytest.raises(CanonError) as exc:
+            load(canon_dir, cache)
+        problems.append(exc.value.problems)
+    assert problems[0] == problems[1]
+    assert [(p.line, p.field) for p in problems[1]] == [(line, "related[0].id")]
+
+
+def test_record_cache_without_a_folder_is_off(tmp_path):
+    cache = RecordCache(None)
+    cache.put("d", object())
+    cache.save()
+    assert cache.path is None and cache.get("e") is None
+
+
+# -- search --------------------------------------------------------------------
+def rows_of(sections) -> list[tuple]:
+    return [(s.el.tag, s.el.attrs, s.id, s.title, s.text, s.depth) for s in sections]
+
+
+def material_sections(html: str) -> list[tuple]:
+    parser = Parser()
+    parser.feed(html)
+    parser.close()
+    return rows_of(parser.data)
+
+
+def test_lean_parser_keeps_materials_rules():
+    parser = Parser()
+    assert search.KEEP == parser.keep
+
+
+EDGE_CASES = [
+    "<p>before any heading &amp; <b>bold</b></p><h2 id=\"x\">Two</h2><p>text</p>",
+    "<h1 id=\"t\">Title <a class=\"headerlink\" href=\"#t\">&para;</a></h1><p>a\nb</p>  <p>  </p>",
+    "<div><h2 id=\"n\">Nested</h2><p>in</p></div><p>after the div</p><h3 id='q' ID=\"dup\">Q</h3>",
+    "<pre><code>line 1\n  line 2\n\n</code></pre><ul><li><code>x</code></li><li></li></ul>",
+    "<p>a<br/>b<br />c<img src=\"x\" alt=\"a > b\"><!--zij-math:3-->d &lt;e&gt; &amp 1 &lt; 2</p>",
+    "<table><tr><td>1</td><td><sub>2</sub></td></tr></table><h4 id=\"&quot;q&quot;\">H&amp;M</h4>",
+]
+
+
+@pytest.mark.parametrize("html", EDGE_CASES)
+def test_lean_parser_matches_material_on_edge_cases(html):
+    assert rows_of(search.parse(html).data) == material_sections(html)
+
+
+@pytest.mark.parametrize("html", [
+    '<p>x</p><script>var a = "<p>";</script>', '<div data-search-exclude><p>no</p></div>',
+    "<p>1 < 2</p>", "<p>x<!-- unclosed</p>", '<p title="unclosed>x</p>', "<!DOCTYPE html><p>x</p>",
+    "<textarea><p>not a paragraph</p></textarea>",
+])
+def test_pages_the_lean_parser_cannot_read_go_to_material(html):
+    parsed = search.parse(html)
+    assert isinstance(parsed, Parser)
+    assert rows_of(parsed.data) == material_sections(html)
+
+
+def test_lean_parser_matches_material_on_every_generated_page(tmp_path):
+    try:
+        canon = load(CANON)
+    except CanonError:  # records being edited: use a copy of a few
+        canon = load(small_canon(tmp_path / "canon", RECORDS))
+    math_html, _ = render_canon_math(canon, find_katex(ROOT), ROOT / "build" / ".cache")
+    r = Renderer(canon, math_html)
+    pages = [r.home_page(), r.families_page(), r.schema_page()]
+    pages += [r.category_page(c) for c in canon.categories] + [r.method_page(rec) for rec in canon.records]
+    for html in pages:
+        parsed = search.parse(html)
+        assert isinstance(parsed, search.LeanParser)
+        assert rows_of(parsed.data) == material_sections(html)
+
+
+def test_search_sections_come_from_the_cache_while_the_html_is_unchanged(tmp_path, monkeypatch):
+    first, second = EDGE_CASES[0], EDGE_CASES[1]
+    cache = search.SectionCache(tmp_path)
+    search.sections(first, cache)
+    cache.save()
+
+    def no_parse(html):
+        raise AssertionError("parsed although cached")
+
+    cache = search.SectionCache(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(search, "parse", no_parse)
+        assert rows_of(search.sections(first, cache)) == material_sections(first)
+    assert rows_of(search.sections(second, cache)) == material_sections(second)
+    cache.save()
+    (path,) = tmp_path.glob("search-*.pickle")
+    assert set(pickle.loads(path.read_bytes())) == {cache.digest(first.encode()), cache.digest(second.encode())}
+    cache = search.SectionCache(tmp_path)
+    search.sections(second, cache)
+    cache.save()
+    assert set(pickle.loads(path.read_bytes())) == {cache.digest(second.encode())}, "an unused entry is kept"
+
+
+@pytest.mark.parametrize("garbage", [b"\x80\x05garbage", pickle.dumps({"digest": "not rows"})])
+def test_corrupt_search_cache_is_rebuilt(tmp_path, garbage):
+    cache = search.SectionCache(tmp_path)
+    search.sections(EDGE_CASES[2], cache)
+    cache.save()
+    (path,) = tmp_path.glob("search-*.pickle")
+    path.write_bytes(garbage)
+    cache = search.SectionCache(tmp_path)
+    data = search.sections(EDGE_CASES[2], cache)
+    assert rows_of(data) == material_sections(EDGE_CASES[2])
+    cache.save()
+    assert list(pickle.loads(path.read_bytes())) == [cache.digest(EDGE_CASES[2].encode())]
+
+
+# -- site nav --------------------------------------------------------------------
+def site_files(site: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(site)): p.read_bytes() for p in sorted(site.rglob("*")) if p.suffix in (".html", ".json")}
+
+
+def test_shared_nav_renders_what_each_page_would(tmp_path):
+    """Built with the plugin's main.html, and with a custom main.html that renders each nav: same files."""
+    canon_dir = small_canon(tmp_path / "canon", (*RECORDS, "first-order/adagrad.yaml", "second-order/shampoo.yaml"))
+    pad_canon(canon_dir, 8)
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "site", docs)
+    (docs / "package.md").unlink()
+    shared = build_site(tmp_path, canon_dir, tmp_path / "shared", docs_dir=docs, api=False)
+    assert shared.returncode == 0, shared.stderr
+    (docs / "overrides" / "main.html").write_text('{% extends "base.html" %}\n')
+    plain = build_site(tmp_path, canon_dir, tmp_path / "plain", docs_dir=docs, api=False)
+    assert plain.returncode == 0, plain.stderr
+    assert site_files(tmp_path / "shared") == site_files(tmp_path / "plain")

@@ -28,17 +28,6 @@ def lion_update(
     exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
 
 
-def lion_update_foreach(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay) -> None:
-    """The same step for a list of tensors, with torch's multi-tensor kernels."""
-    directions = torch._foreach_mul(exp_avgs, beta1)
-    torch._foreach_add_(directions, grads, alpha=1 - beta1)
-    torch._foreach_sign_(directions)
-    torch._foreach_mul_(params, 1 - lr * weight_decay)
-    torch._foreach_add_(params, directions, alpha=-lr)
-    torch._foreach_mul_(exp_avgs, beta2)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta2)
-
-
 class Lion(ZijOptimizer):
     r"""Lion (EvoLved Sign Momentum): step along the sign of an interpolated momentum.
 
@@ -60,7 +49,7 @@ class Lion(ZijOptimizer):
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor implementation (same results as the loop).
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -74,24 +63,16 @@ class Lion(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, foreach: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
                                                  foreach=foreach))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
         lion_update(p, grad, state["exp_avg"], lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])
-
-    def group_step(self, group, params, grads, states):
-        if not group["foreach"]:
-            return super().group_step(group, params, grads, states)
-        beta1, beta2 = group["betas"]
-        for state in states:
-            state["step"] += 1
-        lion_update_foreach(params, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                            weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     before = adamw_foreach()
     rows = []
     for entry in entries():
-        if not entry.capabilities.elementwise or entry.build != "params":
+        if not entry.capabilities.elementwise or entry.wraps:
             continue
         params = make_params()
         opt = entry.make(params, **entry.recipe)

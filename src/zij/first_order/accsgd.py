@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def accsgd_constants(lr: float, kappa: float, xi: float, small_const: float) -> tuple[float, float, float]:
@@ -114,7 +114,6 @@ register(OptimizerEntry(
         ErrorInput({"kappa": 10.0, "xi": 100.0}, "xi"),
         ErrorInput({"small_const": 1.5}, "small_const"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AccSGD",
                {"lr": 0.01, "kappa": 1000.0, "xi": 10.0, "small_const": 0.7, "weight_decay": 0.01},

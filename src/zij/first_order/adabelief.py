@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def adabelief_update(
@@ -97,7 +97,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "eps", "weight_decay", betas=(1.0, 0.999)),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adabelief-pytorch", "adabelief_pytorch:AdaBelief",
                {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-16, "weight_decay": 0.1},

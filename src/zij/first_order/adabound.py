@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_lr, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
@@ -118,5 +118,4 @@ register(OptimizerEntry(
         ErrorInput({"final_lr": -0.1}, "final_lr"),
         ErrorInput({"gamma": 0.0}, "gamma"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adam_atan2_update(
@@ -109,7 +109,6 @@ register(OptimizerEntry(
         ErrorInput({"b": -1.0}, r"\bb: "),
     ),
     aliases=("Adam-atan2",),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adam-atan2-pytorch", "adam_atan2_pytorch:AdamAtan2", _PARITY,
                {**_PARITY, "decoupled_wd": False, "cautious_factor": 1.0, "regen_reg_rate": 0.0}),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 
 
 def adamod_update(
@@ -108,5 +108,4 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.9, 1.5)) + (
         ErrorInput({"beta3": 1.0}, "beta3"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

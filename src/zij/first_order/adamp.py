@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def _abs_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -152,7 +152,6 @@ register(OptimizerEntry(
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": 1.5}, "wd_ratio"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adamp", "adamp:AdamP", _PARITY, _PARITY),
         Parity("adamp", "adamp:AdamP", {**_PARITY, "nesterov": True}, {**_PARITY, "nesterov": True}),

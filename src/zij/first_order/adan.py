@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adan_update(
@@ -123,7 +123,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.98, 1.0, 0.99)) + (
         ErrorInput({"betas": (0.98, 0.92)}, "betas"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Adan",
                {"lr": 1e-2, "betas": (0.98, 0.92, 0.99), "eps": 1e-8, "weight_decay": 0.05},

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def alpha_schedule(step: int, alpha: float, warmup: int | None) -> float:
@@ -145,7 +145,6 @@ register(OptimizerEntry(
         ErrorInput({"alpha_warmup": 2.5}, "alpha_warmup"),
         ErrorInput({"betas": (0.0, 0.999, 0.9999), "beta3_warmup": 10}, r"betas\[0\]"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AdEMAMix",
                {"lr": 1e-2, "betas": (0.9, 0.999, 0.9999), "alpha": 5.0, "eps": 1e-8, "weight_decay": 0.1},

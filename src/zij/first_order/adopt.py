@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def adopt_update(
@@ -130,7 +130,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(1.0, 0.9999), eps=-1e-6) + (
         ErrorInput({"clip_exponent": 0.0}, "clip_exponent"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:ADOPT",
                {"lr": 1e-2, "betas": (0.9, 0.9999), "eps": 1e-6},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def aggmo_update(
@@ -89,7 +89,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(0.0, 0.9, 1.0)) + (
         ErrorInput({"betas": ()}, "betas"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AggMo",
                {"lr": 0.05, "betas": (0.0, 0.9, 0.99), "weight_decay": 0.01},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, invalid, register
+from .._registry import OptimizerEntry, invalid, register
 
 
 def avagrad_step_sizes(exp_avg_sq: torch.Tensor, *, eps: float) -> torch.Tensor:
@@ -111,5 +111,4 @@ register(OptimizerEntry(
     recipe={"lr": 0.05, "eps": 0.1},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=0.0),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def cautious_lion_update(
@@ -96,7 +96,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
     errors=invalid("lr", "betas", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Lion",
                {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def diffgrad_update(
@@ -101,7 +101,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "eps", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer adds eps to sqrt(v) before the bias correction (as the official code does);
         # a tiny eps makes the placement immaterial.

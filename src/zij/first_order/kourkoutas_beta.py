@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 
 BIAS_CORRECTIONS = ("none", "beta2max", "exact")
 
@@ -181,5 +181,4 @@ register(OptimizerEntry(
         ErrorInput({"warmup_steps": -1}, "warmup_steps"),
         ErrorInput({"bias_correction": "full"}, "bias_correction"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def lamb_update(
@@ -100,7 +100,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     # pytorch-optimizer's Lamb leaves v un-corrected and adds eps to the trust ratio's denominator: with
     # adam_debias=True, no weight decay and a tiny eps the trust ratio cancels the remaining bias
     # corrections, so both compute the paper's step. Its weight-norm clip (10) is not reached here.

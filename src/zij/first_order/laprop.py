@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def laprop_update(
@@ -92,7 +92,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "weight_decay", betas=(1.0, 0.99), eps=-1e-15),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer applies its decoupled decay after the step (ours before, as AdamW), so none here;
         # it adds eps before the bias correction, which a tiny eps makes immaterial.

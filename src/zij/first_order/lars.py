@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def lars_update(
@@ -106,7 +106,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"trust_coefficient": 0.0}, "trust_coefficient"),
     ),
-    capabilities=Capabilities(maximize=True),
     # pytorch-optimizer's LARS adapts only tensors with two or more dimensions and keeps the learning
     # rate outside the buffer; with exclude_vectors=True and a constant learning rate both agree.
     parity=(

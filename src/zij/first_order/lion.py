@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def lion_update(
@@ -83,7 +83,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
     errors=invalid("lr", "betas", "weight_decay"),
-    capabilities=Capabilities(maximize=True, foreach=True),
     parity=(
         Parity("lion-pytorch", "lion_pytorch:Lion", {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},
                {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1}),

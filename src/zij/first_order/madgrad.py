@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def madgrad_update(
@@ -106,7 +106,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "momentum", "weight_decay", eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     # Both references step with lr + eps: they get lr - eps so that all three use the same lr.
     parity=(
         Parity("madgrad", "madgrad:MADGRAD",

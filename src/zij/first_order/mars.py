@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def mars_update(
@@ -116,7 +116,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.95, 1.0)) + (
         ErrorInput({"gamma": -0.1}, "gamma"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:MARS",
                {"lr": 3e-3, "betas": (0.9, 0.99), "gamma": 0.1, "eps": 0.0, "weight_decay": 0.1},

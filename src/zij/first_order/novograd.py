@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def novograd_update(
@@ -100,7 +100,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 1e-3}},
     errors=invalid("lr", "betas", "eps", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:NovoGrad",
                {"lr": 1e-2, "betas": (0.95, 0.98), "eps": 1e-8, "weight_decay": 0.01},

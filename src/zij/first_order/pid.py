@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def pid_update(
@@ -109,7 +109,6 @@ register(OptimizerEntry(
         ErrorInput({"integral": -1.0}, "integral"),
         ErrorInput({"derivative": -1.0}, "derivative"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:PID",
                {"lr": 0.01, "momentum": 0.9, "integral": 5.0, "derivative": 10.0, "weight_decay": 0.01},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def qhadam_update(
@@ -107,7 +107,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "betas", "eps", "weight_decay") + (
         ErrorInput({"nus": (0.7, 1.5)}, r"nus\[1\]"),
     ),
-    capabilities=Capabilities(maximize=True),
     # Not pytorch-optimizer's QHAdam: it keeps its bias-correction weights in float32 tensors and so
     # drifts from a float64 computation by more than 1e-6 within 50 steps.
     parity=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def qhm_update(
@@ -89,7 +89,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"nu": 1.5}, "nu"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("qhoptim", "qhoptim.pyt:QHM",
                {"lr": 0.1, "momentum": 0.9, "nu": 0.7, "weight_decay": 0.01},

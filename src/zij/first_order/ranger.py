@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 from .lookahead import lookahead_sync
 
 
@@ -151,7 +151,6 @@ register(OptimizerEntry(
         ErrorInput({"alpha": 1.5}, "alpha"),
         ErrorInput({"n_sma_threshold": 3.0}, "n_sma_threshold"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # degenerated_to_sgd=True is the original's momentum step below the threshold (pytorch-optimizer's
         # default steps the other way there); use_gc=False is the original Ranger without gradient centralization.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 from .adamp import project_scale_invariant
 
 
@@ -121,7 +121,6 @@ register(OptimizerEntry(
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": -0.1}, "wd_ratio"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # The references' eps only guards the norms in the projection; ours is exact, so theirs is made tiny.
         # Without Nesterov the official code projects the momentum buffer itself (the step aliases it),

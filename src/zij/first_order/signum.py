@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
 
 
 def signum_update(
@@ -88,7 +88,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 2e-3}},
     errors=invalid("lr", "momentum", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:SignSGD",
                {"lr": 1e-3, "momentum": 0.9, "weight_decay": 0.1},

@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 
 
 def beta1_schedule(step: int, beta1: float, min_beta1: float, warmup: int | None) -> float:
@@ -142,5 +142,4 @@ register(OptimizerEntry(
         ErrorInput({"betas": (0.0, 0.95), "beta1_warmup": 10}, r"betas\[0\]"),
         ErrorInput({"min_beta1": 0.0}, "min_beta1"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

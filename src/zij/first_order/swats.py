@@ -7,7 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, invalid, register
+from .._registry import OptimizerEntry, invalid, register
 
 
 def swats_adam_update(
@@ -139,7 +139,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=-1e-9),
-    capabilities=Capabilities(maximize=True),
     # No parity: pytorch-optimizer's SWATS adds 1e-15 under the square root (sqrt(a + 1e-15) + eps), which
     # moves coordinates with small second moments by more than 1e-6, switches a whole group at once and
     # tests the switch with a relative tolerance. tests/optim/test_swats.py checks identities and golden values.

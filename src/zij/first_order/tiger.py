@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def tiger_update(
@@ -85,7 +85,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay") + (
         ErrorInput({"beta": 1.0}, "beta"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Tiger",
                {"lr": 1e-3, "beta": 0.965, "weight_decay": 0.1},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 
 
 def yogi_update(
@@ -104,5 +104,4 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(0.9, -0.5), eps=-1e-3) + (
         ErrorInput({"initial_accumulator": -1e-6}, "initial_accumulator"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -92,6 +92,15 @@ class TensorList:
         torch._foreach_lerp_(self.tensors, _arg(end), _arg(weight))
         return self
 
+    def sigmoid_(self) -> TensorList:
+        torch._foreach_sigmoid_(self.tensors)
+        return self
+
+    def minimum_(self, other: Any) -> TensorList:
+        """Elementwise minimum in place (``torch.minimum(t, other, out=t)`` for each tensor)."""
+        torch._foreach_minimum_(self.tensors, _arg(other))
+        return self
+
     def sqrt_(self) -> TensorList:
         torch._foreach_sqrt_(self.tensors)
         return self

@@ -53,6 +53,13 @@ def adam_direction(m: Many, v: Many, *, step: int, beta1: float, beta2: float, e
     return (m / bias_correction(beta1, step)).div_(denom)
 
 
+def minimum_(x: Many, other: Many) -> Many:
+    """Elementwise minimum in place: $x \\leftarrow \\min(x, y)$."""
+    if isinstance(x, TensorList):
+        return x.minimum_(other)
+    return torch.minimum(x, other, out=x)
+
+
 # --- decay ---------------------------------------------------------------------------
 def decoupled_decay_(param: Many, lr: float, weight_decay: float) -> Many:
     r"""Decoupled weight decay in place (Loshchilov and Hutter): $\theta \leftarrow (1 - \eta\lambda)\,\theta$."""
@@ -182,7 +189,7 @@ def stochastic_round_(target: torch.Tensor, source: torch.Tensor, generator: tor
 
 __all__ = [
     "Many", "ema_", "ema_sq_", "bias_correction", "debiased_beta", "adam_direction", "decoupled_decay_",
-    "l2_into_grad", "sign_direction", "atan2_direction", "cautious_", "grams_", "orthograd",
+    "l2_into_grad", "sign_direction", "atan2_direction", "minimum_", "cautious_", "grams_", "orthograd",
     "MUON_COEFFICIENTS", "newton_schulz", "trust_ratio", "factored_ema_", "factored_reconstruct",
     "stochastic_round_",
 ]

@@ -266,7 +266,10 @@ def test_foreach_matches_loop(entry):
         train_mlp(entry, opt, params, 10)
         results.append(params)
     for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+        if entry.builtin:  # torch's foreach kernels may fuse differently from its loop
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+        else:  # zij runs the same rule on TensorLists: the same kernels per tensor on the CPU
+            assert torch.equal(a, b) if a.device.type == "cpu" else torch.allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 @each("compile", lambda e: not e.capabilities.needs_closure)

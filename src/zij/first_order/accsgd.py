@@ -67,6 +67,7 @@ class AccSGD(ZijOptimizer):
         small_const: the constant $c$ in $(0, 1]$.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -79,10 +80,12 @@ class AccSGD(ZijOptimizer):
         for Stochastic Optimization", ICLR 2018. https://arxiv.org/abs/1803.05591
     """
 
+    supports_foreach = True
+
     def __init__(self, params, lr: float = 1e-3, kappa: float = 1000.0, xi: float = 10.0, small_const: float = 0.7,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, kappa=kappa, xi=xi, small_const=small_const, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, foreach=foreach)
         check_positive(kappa, "kappa")
         check_positive(xi, "xi")
         check_positive(small_const, "small_const")

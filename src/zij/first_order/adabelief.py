@@ -67,6 +67,7 @@ class AdaBelief(TwoMomentOptimizer):
         eps: $\epsilon$, added inside $s_t$ at every step and to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,12 +82,13 @@ class AdaBelief(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_var")
+    supports_foreach = True
     rule = staticmethod(adabelief_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-16,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
 
 register(OptimizerEntry(

@@ -67,6 +67,7 @@ class AdamAtan2(ZijOptimizer):
         a: output scale $a > 0$ of the arctangent.
         b: input scale $b > 0$ applied to $\sqrt{\hat v_t}$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,10 +82,11 @@ class AdamAtan2(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.0, a: float = 1.27,
-                 b: float = 1.0, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize)
+                 b: float = 1.0, *, maximize: bool = False, foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize, foreach=foreach)
         check_positive(a, "a")
         check_positive(b, "b")
         super().__init__(params, defaults)

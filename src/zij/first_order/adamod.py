@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import minimum_
 
 
 def adamod_update(
@@ -35,7 +36,7 @@ def adamod_update(
     bias_correction2 = 1 - beta2**step
     step_size = (exp_avg_sq / bias_correction2).sqrt_().add_(eps).reciprocal_().mul_(lr)
     exp_avg_lr.mul_(beta3).add_(step_size, alpha=1 - beta3)
-    torch.minimum(step_size, exp_avg_lr, out=step_size)
+    minimum_(step_size, exp_avg_lr)
     param.addcmul_(step_size, exp_avg, value=-1 / bias_correction1)
 
 
@@ -70,6 +71,7 @@ class AdaMod(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,11 +85,12 @@ class AdaMod(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "exp_avg_lr")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), beta3: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, beta3=beta3, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, foreach=foreach)
         check_unit(beta3, "beta3")
         super().__init__(params, defaults)
 

@@ -85,6 +85,7 @@ class Adan(ZijOptimizer):
         no_prox: apply the decay as $\theta \leftarrow (1 - \eta\lambda)\theta$ before the step instead of
             dividing by $1 + \eta\lambda$ after it.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -98,11 +99,12 @@ class Adan(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_diff", "exp_avg_sq", "prev_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.98, 0.92, 0.99), eps: float = 1e-8,
-                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False):
+                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 no_prox=bool(no_prox), maximize=maximize, n_betas=3))
+                                                 no_prox=bool(no_prox), maximize=maximize, foreach=foreach, n_betas=3))
 
     def update(self, p, grad, state, group):
         if state["step"] == 1:

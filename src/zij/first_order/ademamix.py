@@ -93,6 +93,7 @@ class AdEMAMix(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -106,12 +107,13 @@ class AdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_slow", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta3_warmup=beta3_warmup,
-                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
                                    n_betas=3)
         check_nonnegative(alpha, "alpha")
         if beta3_warmup is not None:

@@ -79,6 +79,7 @@ class ADOPT(ZijOptimizer):
         decouple: apply the weight decay to the parameters instead of the gradient.
         clip_exponent: $p$ in the clipping bound $c_t = t^{p}$; ``None`` disables clipping.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -93,11 +94,12 @@ class ADOPT(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,
-                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False):
+                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decouple=bool(decouple),
-                                   clip_exponent=clip_exponent, maximize=maximize)
+                                   clip_exponent=clip_exponent, maximize=maximize, foreach=foreach)
         if clip_exponent is not None:
             check_positive(clip_exponent, "clip_exponent")
         super().__init__(params, defaults)

@@ -69,6 +69,7 @@ class AvaGrad(ZijOptimizer):
         eps: adaptivity $\epsilon > 0$; large values make the method SGD-like.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -82,12 +83,13 @@ class AvaGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 0.1, betas=(0.9, 0.999), eps: float = 0.1, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         check_positive(eps, "eps")  # AvaGrad's eps must be > 0, not only >= 0 as hyperparameters() checks
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
     def group_step(self, group, params, grads, states):
         beta1, beta2 = group["betas"]

@@ -6,6 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import cautious_
 
 
 def cautious_adamw_update(
@@ -30,8 +31,7 @@ def cautious_adamw_update(
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     update = (exp_avg / (1 - beta1**step)).div_(denom)
-    mask = (update * grad > 0).to(update.dtype)
-    update.mul_(mask).mul_(mask.numel() / (mask.sum() + 1))
+    cautious_(update, grad)
     param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
 
 
@@ -70,6 +70,7 @@ class CautiousAdamW(TwoMomentOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,12 +84,13 @@ class CautiousAdamW(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(cautious_adamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
-                 *, maximize: bool = False):
+                 *, maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
 
 # pytorch-optimizer has no cautious AdamW class, but its AdEMAMix with alpha = 0 is AdamW, and its cautious

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import cautious_
 
 
 def cautious_lion_update(
@@ -25,8 +26,7 @@ def cautious_lion_update(
     m <- b2 m + (1 - b2) g.
     """
     update = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
-    mask = (update * grad > 0).to(update.dtype)
-    update.mul_(mask).mul_(mask.numel() / (mask.sum() + 1))
+    cautious_(update, grad)
     param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
     exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
 
@@ -63,6 +63,7 @@ class CautiousLion(ZijOptimizer):
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,10 +77,11 @@ class CautiousLion(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False):
-        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+                 maximize: bool = False, foreach: bool | None = None):
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, foreach=foreach))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]

@@ -67,6 +67,7 @@ class DiffGrad(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,11 +82,12 @@ class DiffGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]

@@ -63,6 +63,7 @@ class LaProp(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,12 +77,13 @@ class LaProp(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(laprop_update)
 
     def __init__(self, params, lr: float = 4e-4, betas=(0.8, 0.99), eps: float = 1e-15, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
 
 register(OptimizerEntry(

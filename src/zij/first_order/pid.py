@@ -69,6 +69,7 @@ class PID(ZijOptimizer):
         derivative: derivative gain $K_d$ (the authors' code calls it ``D``).
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,11 +84,12 @@ class PID(ZijOptimizer):
     """
 
     state_names = ("integral_buffer", "derivative_buffer", "previous_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, integral: float = 5.0,
-                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False):
+                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, integral=integral, derivative=derivative,
-                                   weight_decay=weight_decay, maximize=maximize)
+                                   weight_decay=weight_decay, maximize=maximize, foreach=foreach)
         check_nonnegative(integral, "integral")
         check_nonnegative(derivative, "derivative")
         super().__init__(params, defaults)

@@ -67,6 +67,7 @@ class QHAdam(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -80,10 +81,11 @@ class QHAdam(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), nus=(0.7, 1.0), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize)
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
         nus = defaults["nus"] = tuple(nus)
         if len(nus) != 2:
             raise ValueError(f"Invalid nus: {nus!r} (expected 2 values)")

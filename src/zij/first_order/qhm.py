@@ -54,6 +54,7 @@ class QHM(ZijOptimizer):
         nu: immediate discount $\nu$ in $[0, 1]$; the paper's rule of thumb is 0.7.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -67,10 +68,11 @@ class QHM(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,
-                 *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize)
+                 *, maximize: bool = False, foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
         check_unit(nu, "nu", closed=True)
         super().__init__(params, defaults)
 

@@ -100,6 +100,7 @@ class Ranger(ZijOptimizer):
         n_sma_threshold: $\rho_{\text{thr}}$, the length of the approximated moving average above which
             the rectified adaptive step is taken; at least 4.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -117,11 +118,12 @@ class Ranger(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.999), eps: float = 1e-5, weight_decay: float = 0.0,
-                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False):
+                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, k=k, alpha=alpha,
-                                   n_sma_threshold=n_sma_threshold, maximize=maximize)
+                                   n_sma_threshold=n_sma_threshold, maximize=maximize, foreach=foreach)
         check_int(k, "k")
         check_unit(alpha, "alpha", closed=True)
         if not isinstance(n_sma_threshold, (int, float)) or not math.isfinite(n_sma_threshold) or n_sma_threshold < 4:

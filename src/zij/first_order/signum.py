@@ -54,6 +54,7 @@ class Signum(ZijOptimizer):
         momentum: momentum coefficient $\beta$ in $[0, 1)$; 0 gives signSGD.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -68,11 +69,12 @@ class Signum(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None):
         super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach))
 
     def update(self, p, grad, state, group):
         signum_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],

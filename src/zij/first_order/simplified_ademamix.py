@@ -87,6 +87,7 @@ class SimplifiedAdEMAMix(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -100,12 +101,13 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,
                  beta1_warmup: int | None = None, min_beta1: float = 0.9, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta1_warmup=beta1_warmup, min_beta1=min_beta1,
-                                   eps=eps, weight_decay=weight_decay, maximize=maximize)
+                                   eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
         check_nonnegative(alpha, "alpha")
         if beta1_warmup is not None:
             check_int(beta1_warmup, "beta1_warmup")

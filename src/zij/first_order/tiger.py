@@ -52,6 +52,7 @@ class Tiger(ZijOptimizer):
         beta: momentum decay rate $\beta$ in $[0, 1)$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -64,10 +65,11 @@ class Tiger(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,
-                 maximize: bool = False):
-        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize)
+                 maximize: bool = False, foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
         check_unit(beta, "beta")
         super().__init__(params, defaults)
 

@@ -62,6 +62,7 @@ class Yogi(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         initial_accumulator: initial value $v_0 \ge 0$ of every second-moment entry.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,11 +77,12 @@ class Yogi(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,
-                 initial_accumulator: float = 0.0, *, maximize: bool = False):
+                 initial_accumulator: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                   initial_accumulator=initial_accumulator, maximize=maximize)
+                                   initial_accumulator=initial_accumulator, maximize=maximize, foreach=foreach)
         check_nonnegative(initial_accumulator, "initial_accumulator")
         super().__init__(params, defaults)
 

@@ -167,6 +167,10 @@ class ZijOptimizer(Optimizer):
         """A zero state tensor shaped like ``p``, in the group's ``state_dtype`` (default: ``p``'s)."""
         return torch.zeros_like(p, dtype=group.get("state_dtype") or p.dtype, memory_format=torch.preserve_format)
 
+    def copy_like(self, p: torch.Tensor, group: dict) -> torch.Tensor:
+        """A copy of ``p`` kept as state (slow weights, the starting point), in the group's ``state_dtype``."""
+        return p.detach().to(group.get("state_dtype") or p.dtype, memory_format=torch.preserve_format, copy=True)
+
     def init_state(self, p: torch.Tensor, state: dict, group: dict) -> None:
         """Create the state of ``p`` at its first step; override to add more."""
         state["step"] = 0

@@ -68,6 +68,7 @@ class AccSGD(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,9 +84,9 @@ class AccSGD(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, kappa: float = 1000.0, xi: float = 10.0, small_const: float = 0.7,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, kappa=kappa, xi=xi, small_const=small_const, weight_decay=weight_decay,
-                                   maximize=maximize, foreach=foreach)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_positive(kappa, "kappa")
         check_positive(xi, "xi")
         check_positive(small_const, "small_const")
@@ -97,7 +98,7 @@ class AccSGD(ZijOptimizer):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["aux"] = p.detach().clone(memory_format=torch.preserve_format)
+        state["aux"] = self.copy_like(p, group)
 
     def update(self, p, grad, state, group):
         accsgd_update(p, grad, state["aux"], lr=group["lr"], kappa=group["kappa"], xi=group["xi"],

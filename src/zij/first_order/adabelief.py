@@ -68,6 +68,7 @@ class AdaBelief(TwoMomentOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -86,9 +87,9 @@ class AdaBelief(TwoMomentOptimizer):
     rule = staticmethod(adabelief_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-16,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, foreach=foreach))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(

@@ -79,6 +79,7 @@ class AdaBound(ZijOptimizer):
         gamma: convergence speed $\gamma$ of the bounds (the paper uses $1 - \beta_2$).
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -94,9 +95,9 @@ class AdaBound(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas=(0.9, 0.999), gamma: float = 1e-3,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, final_lr=final_lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_lr(final_lr, "final_lr")
         check_positive(gamma, "gamma")
         super().__init__(params, defaults)

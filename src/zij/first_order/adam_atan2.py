@@ -68,6 +68,7 @@ class AdamAtan2(ZijOptimizer):
         b: input scale $b > 0$ applied to $\sqrt{\hat v_t}$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -85,8 +86,8 @@ class AdamAtan2(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.0, a: float = 1.27,
-                 b: float = 1.0, *, maximize: bool = False, foreach: bool | None = None):
-        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize, foreach=foreach)
+                 b: float = 1.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_positive(a, "a")
         check_positive(b, "b")
         super().__init__(params, defaults)

@@ -72,6 +72,7 @@ class AdaMod(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -88,9 +89,9 @@ class AdaMod(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), beta3: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, beta3=beta3, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize, foreach=foreach)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(beta3, "beta3")
         super().__init__(params, defaults)
 

@@ -110,6 +110,7 @@ class AdamP(ZijOptimizer):
         wd_ratio: weight-decay ratio $\rho \in [0, 1]$ used where the projection applies.
         nesterov: use Nesterov momentum ($\tilde m_t$ above).
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
@@ -125,9 +126,9 @@ class AdamP(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False):
+                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, delta=delta,
-                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize)
+                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, state_dtype=state_dtype)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
         super().__init__(params, defaults)

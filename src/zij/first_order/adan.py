@@ -86,6 +86,7 @@ class Adan(ZijOptimizer):
             dividing by $1 + \eta\lambda$ after it.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -102,9 +103,9 @@ class Adan(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.98, 0.92, 0.99), eps: float = 1e-8,
-                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 no_prox=bool(no_prox), maximize=maximize, foreach=foreach, n_betas=3))
+                                                 no_prox=bool(no_prox), maximize=maximize, foreach=foreach, state_dtype=state_dtype, n_betas=3))
 
     def update(self, p, grad, state, group):
         if state["step"] == 1:

@@ -94,6 +94,7 @@ class AdEMAMix(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -111,9 +112,9 @@ class AdEMAMix(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta3_warmup=beta3_warmup,
-                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype,
                                    n_betas=3)
         check_nonnegative(alpha, "alpha")
         if beta3_warmup is not None:

@@ -80,6 +80,7 @@ class ADOPT(ZijOptimizer):
         clip_exponent: $p$ in the clipping bound $c_t = t^{p}$; ``None`` disables clipping.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -97,9 +98,9 @@ class ADOPT(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,
-                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False, foreach: bool | None = None):
+                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decouple=bool(decouple),
-                                   clip_exponent=clip_exponent, maximize=maximize, foreach=foreach)
+                                   clip_exponent=clip_exponent, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         if clip_exponent is not None:
             check_positive(clip_exponent, "clip_exponent")
         super().__init__(params, defaults)

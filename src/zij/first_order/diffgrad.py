@@ -68,6 +68,7 @@ class DiffGrad(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -85,9 +86,9 @@ class DiffGrad(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False, foreach: bool | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, foreach=foreach))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]

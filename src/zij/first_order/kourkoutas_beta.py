@@ -107,6 +107,7 @@ class KourkoutasBeta(ZijOptimizer):
         warmup_steps: $T_w$, number of first steps with the midpoint $\beta_2$.
         bias_correction: ``"none"``, ``"beta2max"`` or ``"exact"`` (see above).
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -124,10 +125,10 @@ class KourkoutasBeta(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2_max: float = 0.999,
                  beta2_min: float = 0.9, alpha: float = 0.9, eps: float = 1e-8, tiny_spike: float = 1e-8,
-                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False):
+                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, beta1=beta1, beta2_max=beta2_max, beta2_min=beta2_min, alpha=alpha, eps=eps,
                                    tiny_spike=tiny_spike, warmup_steps=warmup_steps, bias_correction=bias_correction,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_unit(beta1, "beta1")
         check_unit(beta2_max, "beta2_max")
         check_unit(beta2_min, "beta2_min")

@@ -70,6 +70,7 @@ class LAMB(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$, added to the direction before the trust ratio.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -87,9 +88,9 @@ class LAMB(TwoMomentOptimizer):
     rule = staticmethod(lamb_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(

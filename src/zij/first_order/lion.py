@@ -50,6 +50,7 @@ class Lion(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -66,9 +67,9 @@ class Lion(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, foreach: bool | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
-                                                 foreach=foreach))
+                                                 foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]

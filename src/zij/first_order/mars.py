@@ -75,6 +75,7 @@ class MARS(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -90,9 +91,9 @@ class MARS(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq", "last_grad")
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.99), gamma: float = 0.025, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_nonnegative(gamma, "gamma")
         super().__init__(params, defaults)
 

@@ -62,6 +62,7 @@ class NovoGrad(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{v_t}$.
         weight_decay: weight decay $\lambda$, added to the normalized gradient.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -78,9 +79,9 @@ class NovoGrad(ZijOptimizer):
     state_names = ("exp_avg",)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.98), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)

@@ -70,6 +70,7 @@ class PID(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -87,9 +88,9 @@ class PID(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, integral: float = 5.0,
-                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, integral=integral, derivative=derivative,
-                                   weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                                   weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(integral, "integral")
         check_nonnegative(derivative, "derivative")
         super().__init__(params, defaults)

@@ -68,6 +68,7 @@ class QHAdam(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -84,8 +85,8 @@ class QHAdam(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), nus=(0.7, 1.0), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
-        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         nus = defaults["nus"] = tuple(nus)
         if len(nus) != 2:
             raise ValueError(f"Invalid nus: {nus!r} (expected 2 values)")

@@ -55,6 +55,7 @@ class QHM(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -71,8 +72,8 @@ class QHM(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,
-                 *, maximize: bool = False, foreach: bool | None = None):
-        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                 *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(nu, "nu", closed=True)
         super().__init__(params, defaults)
 

@@ -101,6 +101,7 @@ class Ranger(ZijOptimizer):
             the rectified adaptive step is taken; at least 4.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -121,9 +122,9 @@ class Ranger(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.999), eps: float = 1e-5, weight_decay: float = 0.0,
-                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False, foreach: bool | None = None):
+                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, k=k, alpha=alpha,
-                                   n_sma_threshold=n_sma_threshold, maximize=maximize, foreach=foreach)
+                                   n_sma_threshold=n_sma_threshold, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_int(k, "k")
         check_unit(alpha, "alpha", closed=True)
         if not isinstance(n_sma_threshold, (int, float)) or not math.isfinite(n_sma_threshold) or n_sma_threshold < 4:
@@ -132,7 +133,7 @@ class Ranger(ZijOptimizer):
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
-        state["slow"] = p.detach().clone(memory_format=torch.preserve_format)
+        state["slow"] = self.copy_like(p, group)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]

@@ -55,6 +55,7 @@ class Signum(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -72,9 +73,9 @@ class Signum(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,
-                 maximize: bool = False, foreach: bool | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                                 maximize=maximize, foreach=foreach))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         signum_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],

@@ -88,6 +88,7 @@ class SimplifiedAdEMAMix(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -105,9 +106,9 @@ class SimplifiedAdEMAMix(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,
                  beta1_warmup: int | None = None, min_beta1: float = 0.9, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta1_warmup=beta1_warmup, min_beta1=min_beta1,
-                                   eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                                   eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(alpha, "alpha")
         if beta1_warmup is not None:
             check_int(beta1_warmup, "beta1_warmup")

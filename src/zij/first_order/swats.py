@@ -37,7 +37,7 @@ def swats_adam_update(
 
 def swats_projected_lr(adam_step: torch.Tensor, grad: torch.Tensor) -> float | None:
     """gamma = p.p / (-p.g): the SGD step size whose step, projected on p, equals p (None if p.g = 0)."""
-    p, g = adam_step.reshape(-1), grad.reshape(-1)
+    p, g = adam_step.reshape(-1).to(grad.dtype), grad.reshape(-1)
     pg = torch.dot(p, g).item()
     if pg == 0:
         return None
@@ -85,6 +85,7 @@ class SWATS(ZijOptimizer):
         eps: $\epsilon$, Adam's stability term and the tolerance of the switching test (as in the paper).
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -100,9 +101,9 @@ class SWATS(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-9, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -128,7 +129,7 @@ class SWATS(ZijOptimizer):
         if step > 1 and estimate > 0 and abs(estimate - gamma) < group["eps"]:
             state["phase"] = "sgd"
             state["sgd_lr"] = estimate
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = self.zeros_like(p, group)
 
 
 register(OptimizerEntry(

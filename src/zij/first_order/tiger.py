@@ -53,6 +53,7 @@ class Tiger(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -68,8 +69,8 @@ class Tiger(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,
-                 maximize: bool = False, foreach: bool | None = None):
-        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(beta, "beta")
         super().__init__(params, defaults)
 

@@ -63,6 +63,7 @@ class Yogi(ZijOptimizer):
         initial_accumulator: initial value $v_0 \ge 0$ of every second-moment entry.
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -80,9 +81,9 @@ class Yogi(ZijOptimizer):
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,
-                 initial_accumulator: float = 0.0, *, maximize: bool = False, foreach: bool | None = None):
+                 initial_accumulator: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                   initial_accumulator=initial_accumulator, maximize=maximize, foreach=foreach)
+                                   initial_accumulator=initial_accumulator, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(initial_accumulator, "initial_accumulator")
         super().__init__(params, defaults)
 

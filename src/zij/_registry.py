@@ -117,6 +117,14 @@ def invalid(*names: str, **values: Any) -> tuple[ErrorInput, ...]:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named configuration of an entry that needs more than arguments: shared checks it skips, with reasons."""
+
+    kwargs: dict[str, Any]
+    skips: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Parity:
     """An upstream implementation (test-time only) that must agree with ours."""
 
@@ -159,9 +167,10 @@ class OptimizerEntry:
     parity: tuple[Parity, ...] = ()
     builtin: bool = False
     """A torch.optim class registered with its Canon metadata."""
-    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any] | Variant] = field(default_factory=dict)
     """Named extra configurations (flags, modes): each runs through every shared check of
-    the matrix as ``<name>[<variant>]`` with these arguments over the recipe."""
+    the matrix as ``<name>[<variant>]`` with these arguments over the recipe (a :class:`Variant`
+    adds shared checks that this configuration skips, with reasons)."""
     skips: dict[str, str] = field(default_factory=dict)
     """Shared matrix checks this entry skips, each with the reason the test report shows."""
     variant: str | None = None
@@ -191,11 +200,13 @@ class OptimizerEntry:
         """This entry and one case per variant, for the test matrix (a variant keeps the entry's
         class, name prefix, capabilities and skips, and adds its arguments to every recipe)."""
         out = [self]
-        for name, extra in self.variants.items():
+        for name, variant in self.variants.items():
+            variant = variant if isinstance(variant, Variant) else Variant(variant)
+            extra = variant.kwargs
             out.append(dataclasses.replace(
                 self, name=f"{self.name}[{name}]", recipe={**self.recipe, **extra},
                 recipes={k: {**v, **extra} for k, v in self.recipes.items()}, variants={}, variant=name,
-                parity=(), aliases=()))
+                parity=(), aliases=(), skips={**self.skips, **variant.skips}))
         return out
 
 
@@ -210,7 +221,8 @@ _discovered = False
 def register(entry: OptimizerEntry) -> OptimizerEntry:
     """Add ``entry`` to the registry (called by implementation modules at import)."""
     key = entry.name.lower()
-    unknown = sorted(set(entry.skips) - set(MATRIX_CHECKS))
+    skipped = set(entry.skips).union(*(v.skips for v in entry.variants.values() if isinstance(v, Variant)))
+    unknown = sorted(skipped - set(MATRIX_CHECKS))
     if unknown:
         raise ValueError(f"{entry.name}: unknown matrix checks in skips: {', '.join(unknown)} (known: {', '.join(MATRIX_CHECKS)})")
     if key in _ENTRIES and _ENTRIES[key].cls is not entry.cls:

@@ -107,9 +107,11 @@ def orthograd(grad: Many, param: Many, eps: float = 1e-30) -> Many:
     r"""OrthoGrad (Prieto et al., 2025): the gradient without its component along the weights,
     rescaled to the gradient's norm, as a new tensor:
     $g_\perp = g - \frac{\langle \theta, g\rangle}{\langle \theta, \theta\rangle + \epsilon}\theta$,
-    $\tilde g = g_\perp \, \|g\| / (\|g_\perp\| + \epsilon)$."""
+    $\tilde g = g_\perp \, \|g\| / (\|g_\perp\| + \epsilon)$. A tensor with one entry is returned as is."""
     if isinstance(grad, TensorList):
         return grad.map(orthograd, param, [eps] * len(grad))
+    if grad.numel() <= 1:  # a single entry has no direction but the weight's own
+        return grad
     w, g = param.reshape(-1), grad.reshape(-1)
     projection = torch.dot(w, g) / (torch.dot(w, w) + eps)
     perpendicular = g - projection * w

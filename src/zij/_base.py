@@ -88,7 +88,7 @@ class StateView:
     """The states of several parameters seen as one, for an update on TensorLists.
 
     ``view[name]`` is a :class:`~zij._tensorlist.TensorList` of each parameter's state
-    tensor, or the shared value of a non-tensor entry (``step``: the foreach path groups
+    tensor (0-dim ones included), or the shared value of a non-tensor entry (``step``: the foreach path groups
     parameters by step, so it is the same for all of them).
     """
 
@@ -99,7 +99,7 @@ class StateView:
 
     def __getitem__(self, name: str):
         first = self.states[0][name]
-        if isinstance(first, torch.Tensor) and first.dim() > 0:
+        if isinstance(first, torch.Tensor):
             return TensorList(s[name] for s in self.states)
         return first
 
@@ -132,8 +132,11 @@ class ZijOptimizer(Optimizer):
       :class:`StateView`: a rule written with tensor methods and :mod:`zij.blocks` runs
       unchanged on both paths and gives the same numbers.
 
-    ``foreach=None`` (the default of every class that supports it) follows torch:
-    the multi-tensor path on CUDA tensors, the loop elsewhere.
+    ``foreach=None`` (the default of every class that supports it) takes the multi-tensor
+    path on every device. Unlike torch, which keeps its loop on the CPU, zij can: its
+    foreach path runs the same kernels per tensor there, so it gives the loop's numbers
+    bit for bit while saving Python overhead per tensor. It holds temporaries for all
+    tensors of a bucket at once; ``foreach=False`` trades that memory for time.
 
     ``option_defaults`` lists options added after a class first shipped, with the value
     that keeps the old behaviour; :meth:`__setstate__` gives them to the groups of a
@@ -186,9 +189,7 @@ class ZijOptimizer(Optimizer):
 
     def use_foreach(self, group: dict, params: list) -> bool:
         foreach = group.get("foreach")
-        if foreach is None:
-            return self.supports_foreach and all(p.is_cuda for p in params)
-        return bool(foreach)
+        return self.supports_foreach if foreach is None else bool(foreach)
 
     def group_step(self, group: dict, params: list, grads: list, states: list) -> None:
         """Update every parameter of a group (see the class docstring)."""

@@ -67,7 +67,7 @@ class AccSGD(ZijOptimizer):
         small_const: the constant $c$ in $(0, 1]$.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

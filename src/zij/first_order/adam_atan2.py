@@ -67,7 +67,7 @@ class AdamAtan2(ZijOptimizer):
         a: output scale $a > 0$ of the arctangent.
         b: input scale $b > 0$ applied to $\sqrt{\hat v_t}$.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

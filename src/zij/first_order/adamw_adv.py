@@ -100,7 +100,7 @@ class AdamWAdv(ZijOptimizer):
         b: scale $b$ of the root inside atan2.
         stochastic_rounding: round bfloat16 weights stochastically after the step (Zamirai et al., 2020).
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

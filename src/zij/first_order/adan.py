@@ -85,7 +85,7 @@ class Adan(ZijOptimizer):
         no_prox: apply the decay as $\theta \leftarrow (1 - \eta\lambda)\theta$ before the step instead of
             dividing by $1 + \eta\lambda$ after it.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

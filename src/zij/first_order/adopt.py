@@ -79,7 +79,7 @@ class ADOPT(ZijOptimizer):
         decouple: apply the weight decay to the parameters instead of the gradient.
         clip_exponent: $p$ in the clipping bound $c_t = t^{p}$; ``None`` disables clipping.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

@@ -49,7 +49,7 @@ class Lion(ZijOptimizer):
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

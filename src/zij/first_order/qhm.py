@@ -54,7 +54,7 @@ class QHM(ZijOptimizer):
         nu: immediate discount $\nu$ in $[0, 1]$; the paper's rule of thumb is 0.7.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

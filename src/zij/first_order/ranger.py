@@ -100,7 +100,7 @@ class Ranger(ZijOptimizer):
         n_sma_threshold: $\rho_{\text{thr}}$, the length of the approximated moving average above which
             the rectified adaptive step is taken; at least 4.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

@@ -52,7 +52,7 @@ class Tiger(ZijOptimizer):
         beta: momentum decay rate $\beta$ in $[0, 1)$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

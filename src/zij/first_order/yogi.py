@@ -62,7 +62,7 @@ class Yogi(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         initial_accumulator: initial value $v_0 \ge 0$ of every second-moment entry.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor path (same results as the loop); ``None``: on CUDA tensors.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:

@@ -6,6 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def adabelief_update(
@@ -27,8 +28,8 @@ def adabelief_update(
     m <- beta1 * m + (1 - beta1) * g;  s <- beta2 * s + (1 - beta2) * (g - m)^2 + eps;
     theta <- theta - lr * (m / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + eps).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     surprise = grad - exp_avg
     exp_avg_var.mul_(beta2).addcmul_(surprise, surprise, value=1 - beta2).add_(eps)
     bias_correction1 = 1 - beta1**step

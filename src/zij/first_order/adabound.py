@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_lr, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
@@ -34,9 +35,9 @@ def adabound_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments without bias correction;
     eta_hat = clip(lr / sqrt(v), lower(t), upper(t));  theta <- theta - eta_hat / sqrt(t) * m.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     lower, upper = adabound_bounds(step, final_lr=final_lr, gamma=gamma)
     root = exp_avg_sq.sqrt()
     # lr / sqrt(v) is +inf where v = 0 (there m = 0 too); written with where so that lr = 0 gives no 0/0.

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adam_atan2_update(
@@ -27,9 +28,9 @@ def adam_atan2_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;
     theta <- theta - lr * a * atan2(m_hat, b * sqrt(v_hat)).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     scaled_root = (exp_avg_sq / (1 - beta2**step)).sqrt_().mul_(b)
     param.add_(m_hat.atan2_(scaled_root), alpha=-lr * a)

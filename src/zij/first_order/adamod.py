@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
-from ..blocks import minimum_
+from ..blocks import decoupled_decay_, ema_, ema_sq_, minimum_
 
 
 def adamod_update(
@@ -29,13 +29,13 @@ def adamod_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;
     eta = lr / (sqrt(v_hat) + eps);  s <- beta3 * s + (1 - beta3) * eta;  theta <- theta - min(eta, s) * m_hat.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = (exp_avg_sq / bias_correction2).sqrt_().add_(eps).reciprocal_().mul_(lr)
-    exp_avg_lr.mul_(beta3).add_(step_size, alpha=1 - beta3)
+    ema_(exp_avg_lr, step_size, beta3)
     minimum_(step_size, exp_avg_lr)
     param.addcmul_(step_size, exp_avg, value=-1 / bias_correction1)
 

@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def _abs_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,8 +58,8 @@ def adamp_update(
     p = m_tilde / (1 - beta1^t) / (sqrt(v_hat) + eps);  q = p without its radial part if theta looks
     scale-invariant (then r = wd_ratio, else r = 1);  theta <- theta * (1 - lr * weight_decay * r) - lr * q.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     momentum = exp_avg * beta1 + grad * (1 - beta1) if nesterov else exp_avg

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adan_update(
@@ -32,14 +33,14 @@ def adan_update(
     theta <- (theta - lr u) / (1 + lr wd)   or, with no_prox, theta <- theta (1 - lr wd) - lr u.
     """
     diff = grad - prev_grad
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_diff.mul_(beta2).add_(diff, alpha=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_diff, diff, beta2)
     nesterov_grad = diff.mul_(beta2).add_(grad)
-    exp_avg_sq.mul_(beta3).addcmul_(nesterov_grad, nesterov_grad, value=1 - beta3)
+    ema_sq_(exp_avg_sq, nesterov_grad, beta3)
     denom = (exp_avg_sq / (1 - beta3**step)).sqrt_().add_(eps)
     direction = exp_avg / (1 - beta1**step) + exp_avg_diff * (beta2 / (1 - beta2**step))
     if no_prox:
-        param.mul_(1 - lr * weight_decay).addcdiv_(direction, denom, value=-lr)
+        decoupled_decay_(param, lr, weight_decay).addcdiv_(direction, denom, value=-lr)
     else:
         param.addcdiv_(direction, denom, value=-lr).div_(1 + lr * weight_decay)
     prev_grad.copy_(grad)

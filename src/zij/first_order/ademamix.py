@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def alpha_schedule(step: int, alpha: float, warmup: int | None) -> float:
@@ -46,12 +47,12 @@ def ademamix_update(
     m1 <- b1 m1 + (1 - b1) g;  m2 <- b3 m2 + (1 - b3) g;  v <- b2 v + (1 - b2) g^2;
     theta <- theta - lr * ((m1 / (1 - b1^t) + alpha m2) / (sqrt(v / (1 - b2^t)) + eps) + wd * theta).
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_slow.mul_(beta3).add_(grad, alpha=1 - beta3)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_slow, grad, beta3)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     numerator = (exp_avg / (1 - beta1**step)).add_(exp_avg_slow, alpha=alpha)
-    param.mul_(1 - lr * weight_decay).addcdiv_(numerator, denom, value=-lr)
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(numerator, denom, value=-lr)
 
 
 class AdEMAMix(ZijOptimizer):

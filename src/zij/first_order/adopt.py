@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adopt_update(
@@ -32,13 +33,11 @@ def adopt_update(
     if clip_exponent is not None:
         bound = step**clip_exponent
         normed.clamp_(-bound, bound)
-    exp_avg.mul_(beta1).add_(normed, alpha=1 - beta1)
+    ema_(exp_avg, normed, beta1)
     if decouple:
-        param.mul_(1 - lr * weight_decay)
+        decoupled_decay_(param, lr, weight_decay)
     param.add_(exp_avg, alpha=-lr)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-
-
+    ema_sq_(exp_avg_sq, grad, beta2)
 class ADOPT(ZijOptimizer):
     r"""ADOPT: normalize each gradient by the previous second moment, then average it.
 

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def avagrad_step_sizes(exp_avg_sq: torch.Tensor, *, eps: float) -> torch.Tensor:
@@ -31,12 +32,10 @@ def avagrad_update(
     theta <- theta * (1 - lr * weight_decay);  m <- beta1 * m + (1 - beta1) * g;
     theta <- theta - lr * (step_size / rms) * m;  v <- beta2 * v + (1 - beta2) * g^2.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     param.addcmul_(step_size.div_(rms), exp_avg, value=-lr)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-
-
+    ema_sq_(exp_avg_sq, grad, beta2)
 class AvaGrad(ZijOptimizer):
     r"""AvaGrad: Adam with a one-step-delayed second moment and step sizes normalized by their RMS.
 

@@ -6,7 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import cautious_
+from ..blocks import adam_direction, cautious_, decoupled_decay_, ema_, ema_sq_
 
 
 def cautious_adamw_update(
@@ -27,12 +27,11 @@ def cautious_adamw_update(
     u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) with Adam's moments;  phi = 1[u * g > 0];
     theta <- theta - lr * (d / (nnz(phi) + 1) * phi * u + wd * theta), d = number of entries.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
-    update = (exp_avg / (1 - beta1**step)).div_(denom)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
+    update = adam_direction(exp_avg, exp_avg_sq, step=step, beta1=beta1, beta2=beta2, eps=eps)
     cautious_(update, grad)
-    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
+    decoupled_decay_(param, lr, weight_decay).add_(update, alpha=-lr)
 
 
 class CautiousAdamW(TwoMomentOptimizer):

@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import cautious_
+from ..blocks import cautious_, decoupled_decay_, ema_
 
 
 def cautious_lion_update(
@@ -27,10 +27,8 @@ def cautious_lion_update(
     """
     update = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
     cautious_(update, grad)
-    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
-
-
+    decoupled_decay_(param, lr, weight_decay).add_(update, alpha=-lr)
+    ema_(exp_avg, grad, beta2)
 class CautiousLion(ZijOptimizer):
     r"""C-Lion (Cautious Lion): Lion with the coordinates that oppose the gradient masked out.
 

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def diffgrad_update(
@@ -27,9 +28,9 @@ def diffgrad_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;  xi = sigmoid(|g_prev - g|);
     theta <- theta - lr * xi * m_hat / (sqrt(v_hat) + eps);  g_prev <- g.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     friction = (previous_grad - grad).abs_().sigmoid_()
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step

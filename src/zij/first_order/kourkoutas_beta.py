@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import ema_
 
 BIAS_CORRECTIONS = ("none", "beta2max", "exact")
 
@@ -25,7 +26,7 @@ def sunspike_beta2(
     r <- alpha r + (1 - alpha) n;  s = (n / (r + tiny)) / (1 + n / (r + tiny));
     beta2 = beta2_max - (beta2_max - beta2_min) s, or the midpoint (beta2_min + beta2_max) / 2 while warming up.
     """
-    norm_ema.mul_(alpha).add_(norm, alpha=1 - alpha)
+    ema_(norm_ema, norm, alpha)
     if warming_up:
         return torch.full_like(norm_ema, 0.5 * (beta2_min + beta2_max))
     ratio = norm / (norm_ema + tiny_spike)
@@ -52,7 +53,7 @@ def kourkoutas_beta_update(
     theta <- theta - lr m / (sqrt(v) + eps)                                   (bias_correction2 None),
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / bias_correction2) + eps)  otherwise.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    ema_(exp_avg, grad, beta1)
     exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
     if bias_correction2 is None:
         param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-lr)

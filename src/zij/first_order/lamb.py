@@ -6,6 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def lamb_update(
@@ -27,8 +28,8 @@ def lamb_update(
     u = m_hat / (sqrt(v_hat) + eps) + weight_decay * theta;
     theta <- theta - lr * (||theta|| / ||u||) * u   (ratio 1 if either norm is 0).
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     v_hat = exp_avg_sq / (1 - beta2**step)
     update = m_hat.div_(v_hat.sqrt_().add_(eps))

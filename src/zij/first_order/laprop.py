@@ -6,6 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_sq_
 
 
 def laprop_update(
@@ -26,8 +27,8 @@ def laprop_update(
     theta <- theta * (1 - lr * weight_decay);  v <- beta2 * v + (1 - beta2) * g^2;
     m <- beta1 * m + (1 - beta1) * g / (sqrt(v / (1 - beta2^t)) + eps);  theta <- theta - lr * m / (1 - beta1^t).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     exp_avg.mul_(beta1).addcdiv_(grad, denom, value=1 - beta1)
     param.add_(exp_avg, alpha=-lr / (1 - beta1**step))

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def lion_update(
@@ -24,10 +25,8 @@ def lion_update(
     m <- beta2 * m + (1 - beta2) * g.
     """
     direction = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
-    param.mul_(1 - lr * weight_decay).add_(direction, alpha=-lr)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
-
-
+    decoupled_decay_(param, lr, weight_decay).add_(direction, alpha=-lr)
+    ema_(exp_avg, grad, beta2)
 class Lion(ZijOptimizer):
     r"""Lion (EvoLved Sign Momentum): step along the sign of an interpolated momentum.
 

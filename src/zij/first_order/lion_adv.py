@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Variant, invalid, register
-from ..blocks import cautious_, orthograd
+from ..blocks import cautious_, ema_, orthograd
 from .adamw_adv import ORTHOGRAD_SKIPS, apply_step_
 
 
@@ -23,9 +23,7 @@ def lion_adv_update(param, grad, exp_avg, *, lr: float, beta1: float, beta2: flo
     if cautious:
         cautious_(update, grad)
     apply_step_(param, update, lr=lr, scale=1.0, weight_decay=weight_decay, stochastic_rounding=stochastic_rounding)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
-
-
+    ema_(exp_avg, grad, beta2)
 class LionAdv(ZijOptimizer):
     r"""LionAdv: Lion with the cautious mask, OrthoGrad and bfloat16 stochastic rounding as flags.
 

@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def madgrad_update(
@@ -37,9 +38,7 @@ def madgrad_update(
     if eps == 0:  # coordinates that never had a gradient stay at theta_0
         denominator.masked_fill_(denominator == 0, math.inf)
     dual_point = initial.addcdiv(grad_sum, denominator, value=-1)
-    param.mul_(momentum).add_(dual_point, alpha=1 - momentum)
-
-
+    ema_(param, dual_point, momentum)
 class MADGRAD(ZijOptimizer):
     r"""MADGRAD: dual averaging with AdaGrad-style cube-root scaling and momentum by averaging.
 

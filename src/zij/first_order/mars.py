@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def mars_update(
@@ -31,10 +32,10 @@ def mars_update(
     """
     correction = (grad - last_grad).mul_(gamma * beta1 / (1 - beta1)).add_(grad)
     correction.div_(torch.linalg.vector_norm(correction).clamp(min=1.0))
-    exp_avg.mul_(beta1).add_(correction, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(correction, correction, value=1 - beta2)
+    ema_(exp_avg, correction, beta1)
+    ema_sq_(exp_avg_sq, correction, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
-    param.mul_(1 - lr * weight_decay).addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
     last_grad.copy_(grad)
 
 

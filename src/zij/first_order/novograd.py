@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def novograd_update(
@@ -30,7 +31,7 @@ def novograd_update(
     if step == 1:
         grad_norm_sq.copy_(norm_sq)
     else:
-        grad_norm_sq.mul_(beta2).add_(norm_sq, alpha=1 - beta2)
+        ema_(grad_norm_sq, norm_sq, beta2)
     direction = grad / (grad_norm_sq.sqrt() + eps)
     if weight_decay != 0:
         direction.add_(param, alpha=weight_decay)

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def qhadam_update(
@@ -31,8 +32,8 @@ def qhadam_update(
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
     grad_sq = grad * grad
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad_sq, alpha=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_sq, grad_sq, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     v_hat = exp_avg_sq / (1 - beta2**step)
     numerator = m_hat.mul_(nu1).add_(grad, alpha=1 - nu1)

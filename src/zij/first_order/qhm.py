@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def qhm_update(
@@ -25,7 +26,7 @@ def qhm_update(
     """
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
-    momentum_buffer.mul_(momentum).add_(grad, alpha=1 - momentum)
+    ema_(momentum_buffer, grad, momentum)
     param.add_(grad, alpha=-lr * (1 - nu)).add_(momentum_buffer, alpha=-lr * nu)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 from .lookahead import lookahead_sync
 
 
@@ -46,9 +47,9 @@ def ranger_update(
     theta <- theta - lr * m / (1 - b1^t)                                      otherwise;
     if t mod k = 0:  phi <- phi + alpha (theta - phi);  theta <- phi.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    param.mul_(1 - lr * weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
+    decoupled_decay_(param, lr, weight_decay)
     bias_correction1 = 1 - beta1**step
     rho_t, rect = radam_rectification(step, beta2)
     if rho_t > n_sma_threshold:

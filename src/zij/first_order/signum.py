@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def signum_update(
@@ -27,7 +28,7 @@ def signum_update(
     if momentum == 0:
         momentum_buffer.copy_(grad)
     else:
-        momentum_buffer.mul_(momentum).add_(grad, alpha=1 - momentum)
+        ema_(momentum_buffer, grad, momentum)
     param.add_(momentum_buffer.sign(), alpha=-lr)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_sq_
 
 
 def beta1_schedule(step: int, beta1: float, min_beta1: float, warmup: int | None) -> float:
@@ -40,10 +41,10 @@ def simplified_ademamix_update(
     theta <- theta - lr * ((m + alpha g) / (sqrt(v / (1 - b2^t)) + eps) + wd * theta).
     """
     exp_avg.mul_(beta1).add_(grad)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     numerator = exp_avg.add(grad, alpha=alpha)
-    param.mul_(1 - lr * weight_decay).addcdiv_(numerator, denom, value=-lr)
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(numerator, denom, value=-lr)
 
 
 class SimplifiedAdEMAMix(ZijOptimizer):

@@ -6,11 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-
-
-def debiased_beta(beta: float, step: int) -> float:
-    """beta * (1 - beta^(t-1)) / (1 - beta^t): the decay that makes a zero-started average unbiased."""
-    return beta * (1 - beta ** (step - 1)) / (1 - beta**step)
+from ..blocks import debiased_beta, decoupled_decay_, ema_, ema_sq_
 
 
 def stableadamw_update(
@@ -33,11 +29,11 @@ def stableadamw_update(
     """
     beta1_hat = debiased_beta(beta1, step)
     beta2_hat = debiased_beta(beta2, step)
-    exp_avg.mul_(beta1_hat).add_(grad, alpha=1 - beta1_hat)
-    exp_avg_sq.mul_(beta2_hat).addcmul_(grad, grad, value=1 - beta2_hat)
+    ema_(exp_avg, grad, beta1_hat)
+    ema_sq_(exp_avg_sq, grad, beta2_hat)
     rms = (grad.square() / exp_avg_sq.clamp_min(eps**2)).mean().sqrt()
     step_lr = lr / rms.clamp_min(1.0)
-    param.mul_(1 - step_lr * weight_decay)
+    decoupled_decay_(param, step_lr, weight_decay)
     param.sub_(step_lr * exp_avg / (exp_avg_sq.sqrt() + eps))
 
 

@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def swats_adam_update(
@@ -27,8 +28,8 @@ def swats_adam_update(
     m <- beta1 m + (1 - beta1) g;  a <- beta2 a + (1 - beta2) g^2;
     p = -lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(a) + eps);  theta <- theta + p.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
     adam_step = exp_avg.div(exp_avg_sq.sqrt().add_(eps)).mul_(-step_size)
     param.add_(adam_step)

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def tiger_update(
@@ -21,8 +22,8 @@ def tiger_update(
 
     m <- beta * m + (1 - beta) * g;  theta <- theta - lr * (sign(m) + weight_decay * theta).
     """
-    exp_avg.mul_(beta).add_(grad, alpha=1 - beta)
-    param.mul_(1 - lr * weight_decay).add_(exp_avg.sign(), alpha=-lr)
+    ema_(exp_avg, grad, beta)
+    decoupled_decay_(param, lr, weight_decay).add_(exp_avg.sign(), alpha=-lr)
 
 
 class Tiger(ZijOptimizer):

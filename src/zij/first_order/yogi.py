@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def yogi_update(
@@ -25,8 +26,8 @@ def yogi_update(
     theta <- theta * (1 - lr * weight_decay);  m <- beta1 * m + (1 - beta1) * g;
     v <- v - (1 - beta2) * sign(v - g^2) * g^2;  theta <- theta - lr * m / (sqrt(v) + eps).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     grad_sq = grad * grad
     exp_avg_sq.addcmul_((exp_avg_sq - grad_sq).sign_(), grad_sq, value=-(1 - beta2))
     param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-lr)

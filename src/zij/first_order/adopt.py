@@ -63,11 +63,12 @@ class ADOPT(ZijOptimizer):
     which is the paper's ADOPT algorithm. With ``clip_exponent=p``,
     $c_t = t^{p}$: the paper describes such clipping for stability in
     practice, and the official code clips by default with $p = 1/4$,
-    evaluating the bound at $t + 1$ (it counts the initializing call). Weight decay is not part of the paper's algorithm:
-    by default it is added to the gradient as an L2 term ($g_t + \lambda
-    \theta_{t-1}$, also in $v_0$), and with ``decouple=True`` it is applied as
-    $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$
-    (the official code also decays the parameters at the initializing call).
+    evaluating the bound at the same $t$ as here ($c_1 = 1$ at the first update).
+    Weight decay is not part of the paper's algorithm: by default it is added to
+    the gradient as an L2 term ($g_t + \lambda \theta_{t-1}$, also in $v_0$), and
+    with ``decouple=True`` it is applied as
+    $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$,
+    as in the official code (which does not decay at the initializing call either).
 
     Args:
         params: iterable of parameters or parameter groups.

@@ -72,8 +72,9 @@ class Adan(ZijOptimizer):
     defaults 0.02, 0.08, 0.01), initializes $m$ and $n$ from the first
     gradient instead of bias-correcting them, and describes an optional
     restart of the moments; the official code and this class use
-    $\beta_i^{\text{here}} = 1 - \beta_i^{\text{paper}}$, bias correction and no
-    restart. The official code's optional global gradient-norm clipping
+    $\beta_i^{\text{here}} = 1 - \beta_i^{\text{paper}}$ and bias correction, and
+    neither restarts automatically (the official code offers a manual
+    ``restart_opt()``; here, build a new optimizer). The official code's optional global gradient-norm clipping
     (``max_grad_norm``) is not part of this class.
 
     Args:

@@ -9,7 +9,12 @@ import pytest
 from _helpers import CANON
 from zij_canon import load
 
-MINIMUM = {"first-order": 220, "learning-rate-free": 24, "sharpness-aware": 28, "schedulers": 28}
+MINIMUM = {"first-order": 220, "learning-rate-free": 24, "sharpness-aware": 28, "schedulers": 28,
+           "memory-efficient": 90, "second-order": 66, "zeroth-order": 37, "distributed": 75,
+           "privacy-preserving": 40, "fractional-order": 93, "quantum": 31}
+QUANTUM_KINDS = {"quantum-hardware", "quantum-simulated", "quantum-inspired"}
+FRACTIONAL_OPERATORS = ("caputo", "riemann", "letnikov", "conformable", "hausdorff", "tempered",
+                        "hilfer", "riesz", "atangana", "caputo-fabrizio", "fractional derivative", "fractional integral")
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +62,23 @@ def test_names_are_unique_or_explained(canon):
         by_name[record.name.lower()].append(record)
     clashes = [f"{r.id}" for recs in by_name.values() if len(recs) > 1 for r in recs if not r.notes]
     assert clashes == []
+
+
+def test_quantum_records_say_how_they_run(canon):
+    """Every quantum record carries exactly one of: runs on quantum hardware, simulates it, only inspired by it."""
+    wrong = [f"{r.id}: {sorted(QUANTUM_KINDS & set(r.families))}" for r in canon.in_category("quantum")
+             if len(QUANTUM_KINDS & set(r.families)) != 1]
+    assert wrong == []
+
+
+def _rule_text(record) -> str:
+    rule = record.update_rule
+    parts = [record.summary, rule.latex, rule.notes or "", record.notes or ""] + [s.symbol + " " + s.meaning for s in rule.symbols]
+    return " ".join(parts).lower()
+
+
+def test_fractional_rules_name_their_operator_and_order(canon):
+    """A fractional-order rule names the fractional operator it uses and its order."""
+    missing = [r.id for r in canon.in_category("fractional-order")
+               if not any(op in _rule_text(r) for op in FRACTIONAL_OPERATORS) or "order" not in _rule_text(r)]
+    assert missing == []

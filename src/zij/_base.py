@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from ._tensorlist import TensorList
+
 
 def check_lr(lr: float, name: str = "lr") -> None:
     """``lr`` must be a finite number >= 0."""
@@ -82,35 +84,127 @@ def hyperparameters(*, n_betas: int | None = 2, **values: Any) -> dict[str, Any]
     return defaults
 
 
+class StateView:
+    """The states of several parameters seen as one, for an update on TensorLists.
+
+    ``view[name]`` is a :class:`~zij._tensorlist.TensorList` of each parameter's state
+    tensor (0-dim ones included), or the shared value of a non-tensor entry (``step``: the foreach path groups
+    parameters by step, so it is the same for all of them).
+    """
+
+    __slots__ = ("states",)
+
+    def __init__(self, states: list[dict]):
+        self.states = states
+
+    def __getitem__(self, name: str):
+        first = self.states[0][name]
+        if isinstance(first, torch.Tensor):
+            return TensorList(s[name] for s in self.states)
+        return first
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.states[0]
+
+
 class ZijOptimizer(Optimizer):
     """Shared bookkeeping for zij optimizers.
 
-    Subclasses set ``state_names`` (per-parameter tensors created as zeros)
-    and implement :meth:`update` for one parameter. Groups may carry a
-    ``maximize`` flag; the gradient is then negated before ``update``.
+    A subclass sets ``state_names`` (per-parameter tensors created as zeros) and
+    implements :meth:`update` for one parameter. The base class evaluates the closure,
+    skips parameters without gradients, rejects sparse and complex gradients, negates
+    the gradient for ``maximize``, creates state lazily, and calls these hooks, each of
+    which a rule may override:
+
+    - :meth:`init_state`: state that is not zero-filled or elementwise (matrices,
+      factored statistics), created at a parameter's first step. Zero-filled state
+      tensors follow the group's ``state_dtype`` (``None``: the parameter's dtype), so a
+      class gets float32 or bfloat16 state by that option alone.
+    - :meth:`global_step`: once per step, before any group is updated, with every
+      group's gathered parameters: for rules that reduce over all parameters (a global
+      gradient norm, Prodigy's and D-Adaptation's estimates). Quantities that must
+      survive a checkpoint belong in the group dicts, which ``state_dict`` saves.
+    - :meth:`group_step`: once per group: for rules that reduce over a whole group
+      (LAMB-style norms) or route parameters by shape (Muon's matrices, AdamW for the
+      rest). The default updates parameters one at a time, or, where the class sets
+      ``supports_foreach`` and the group's ``foreach`` is on, calls :meth:`update` once
+      per step count with :class:`~zij._tensorlist.TensorList` arguments and a
+      :class:`StateView`: a rule written with tensor methods and :mod:`zij.blocks` runs
+      unchanged on both paths and gives the same numbers.
+
+    ``foreach=None`` (the default of every class that supports it) takes the multi-tensor
+    path on every device. Unlike torch, which keeps its loop on the CPU, zij can: its
+    foreach path runs the same kernels per tensor there, so it gives the loop's numbers
+    bit for bit while saving Python overhead per tensor. It holds temporaries for all
+    tensors of a bucket at once; ``foreach=False`` trades that memory for time.
+
+    ``option_defaults`` lists options added after a class first shipped, with the value
+    that keeps the old behaviour; :meth:`__setstate__` gives them to the groups of a
+    ``state_dict`` saved before they existed, so old checkpoints load and resume
+    bit-identically (``tests/optim/test_golden.py``). A subclass extends it with
+    ``option_defaults = {**Base.option_defaults, "new_option": old_value}``.
     """
 
     #: Names of the per-parameter state tensors, created like the parameter at the first step.
     state_names: tuple[str, ...] = ()
+    #: Whether :meth:`update` accepts TensorLists (the multi-tensor path).
+    supports_foreach: bool = False
+    #: Options every group carries, with the defaults an older checkpoint is given.
+    option_defaults: dict[str, Any] = {"foreach": None, "state_dtype": None}
 
     def __init__(self, params, defaults: dict[str, Any]):
-        super().__init__(params, defaults)
+        if defaults.get("foreach") and not self.supports_foreach:
+            raise ValueError(f"Invalid foreach: {type(self).__name__} has no multi-tensor path")
+        state_dtype = defaults.get("state_dtype")
+        if state_dtype is not None and not (isinstance(state_dtype, torch.dtype) and state_dtype.is_floating_point):
+            raise ValueError(f"Invalid state_dtype: {state_dtype!r} (expected a floating torch.dtype or None)")
+        super().__init__(params, {**self.option_defaults, **defaults})
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name, value in self.option_defaults.items():
+                group.setdefault(name, value)
+
+    def zeros_like(self, p: torch.Tensor, group: dict) -> torch.Tensor:
+        """A zero state tensor shaped like ``p``, in the group's ``state_dtype`` (default: ``p``'s)."""
+        return torch.zeros_like(p, dtype=group.get("state_dtype") or p.dtype, memory_format=torch.preserve_format)
+
+    def copy_like(self, p: torch.Tensor, group: dict) -> torch.Tensor:
+        """A copy of ``p`` kept as state (slow weights, the starting point), in the group's ``state_dtype``."""
+        return p.detach().to(group.get("state_dtype") or p.dtype, memory_format=torch.preserve_format, copy=True)
 
     def init_state(self, p: torch.Tensor, state: dict, group: dict) -> None:
         """Create the state of ``p`` at its first step; override to add more."""
         state["step"] = 0
         for name in self.state_names:
-            state[name] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state[name] = self.zeros_like(p, group)
 
-    def update(self, p: torch.Tensor, grad: torch.Tensor, state: dict, group: dict) -> None:
-        """Apply one step of the rule to parameter ``p`` in place."""
+    def update(self, p, grad, state, group: dict) -> None:
+        """Apply one step of the rule to parameter ``p`` (or a TensorList of them) in place."""
         raise NotImplementedError
 
+    def global_step(self, gathered: list[tuple[dict, list, list, list]]) -> None:
+        """Hook called once per step with ``(group, params, grads, states)`` of every group."""
+
+    def use_foreach(self, group: dict, params: list) -> bool:
+        foreach = group.get("foreach")
+        return self.supports_foreach if foreach is None else bool(foreach)
+
     def group_step(self, group: dict, params: list, grads: list, states: list) -> None:
-        """Update every parameter of a group; the default is one tensor at a time."""
-        for p, grad, state in zip(params, grads, states):
+        """Update every parameter of a group (see the class docstring)."""
+        for state in states:
             state["step"] += 1
-            self.update(p, grad, state, group)
+        if not self.use_foreach(group, params):
+            for p, grad, state in zip(params, grads, states):
+                self.update(p, grad, state, group)
+            return
+        buckets: dict[Any, list[int]] = {}
+        for i, (p, state) in enumerate(zip(params, states)):
+            buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
+        for index in buckets.values():
+            self.update(TensorList(params[i] for i in index), TensorList(grads[i] for i in index),
+                        StateView([states[i] for i in index]), group)
 
     def _gather(self, group: dict):
         params, grads, states = [], [], []
@@ -143,8 +237,9 @@ class ZijOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            params, grads, states = self._gather(group)
+        gathered = [(group, *self._gather(group)) for group in self.param_groups]
+        self.global_step(gathered)
+        for group, params, grads, states in gathered:
             if params:
                 self.group_step(group, params, grads, states)
         return loss

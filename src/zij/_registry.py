@@ -10,27 +10,29 @@ Tests read capabilities from here; they never check names.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
-
-Build = Literal["params", "wrapper"]
+from typing import Any, Callable
 
 #: Packages whose modules register optimizers, imported on first use of the registry.
-PACKAGES = ("zij.torch_builtin", "zij.first_order")
+PACKAGES = ("zij.torch_builtin", "zij.first_order", "zij.learning_rate_free", "zij.sharpness_aware")
 
 
 @dataclass(frozen=True)
 class Capabilities:
     """What an optimizer supports beyond the basics every entry must pass."""
 
-    maximize: bool = False
-    """Accepts ``maximize=True``, equal to minimizing the negated loss."""
-    foreach: bool = False
-    """Has a ``foreach`` multi-tensor path equal to its per-tensor loop."""
+    maximize: bool | None = None
+    """Accepts ``maximize=True``, equal to minimizing the negated loss (``None``: read from the
+    class, true when its constructor takes ``maximize``)."""
+    foreach: bool | None = None
+    """Has a ``foreach`` multi-tensor path equal to its per-tensor loop (``None``: read from the
+    class, true when its constructor takes ``foreach`` and, for zij classes, ``supports_foreach``)."""
     complex: bool = False
     """Accepts complex parameters."""
     sparse: bool = False
@@ -49,6 +51,20 @@ class Capabilities:
     """Creates its state at construction (torch's Adagrad), so a step without gradients leaves it unchanged."""
     sparse_only: bool = False
     """Accepts only sparse gradients (SparseAdam); tests sparsify gradients for it."""
+
+
+def derived_capabilities(cls: type, given: Capabilities) -> Capabilities:
+    """``given`` with the capabilities left as ``None`` read from ``cls``'s signature and attributes."""
+    try:
+        names = set(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    derived = {}
+    if given.maximize is None:
+        derived["maximize"] = "maximize" in names
+    if given.foreach is None:
+        derived["foreach"] = "foreach" in names and getattr(cls, "supports_foreach", True)
+    return dataclasses.replace(given, **derived)
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,14 @@ def invalid(*names: str, **values: Any) -> tuple[ErrorInput, ...]:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named configuration of an entry that needs more than arguments: shared checks it skips, with reasons."""
+
+    kwargs: dict[str, Any]
+    skips: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Parity:
     """An upstream implementation (test-time only) that must agree with ours."""
 
@@ -133,26 +157,62 @@ class OptimizerEntry:
     errors: tuple[ErrorInput, ...] = ()
     """Constructor arguments that must be rejected."""
     aliases: tuple[str, ...] = ()
-    build: Build = "params"
-    """``params``: ``cls(params, **kw)``; ``wrapper``: ``cls(base(params, **base_kw), **kw)`` with
-    ``kw["base"] = (base_class, base_kwargs)``."""
+    wraps: bool = False
+    """A wrapper of another optimizer: built as ``cls(base(params, **base_kw), **kw)`` from
+    ``kw["base"] = (base_class, base_kwargs)`` (Lookahead); otherwise ``cls(params, **kw)``."""
     capabilities: Capabilities = field(default_factory=Capabilities)
+    """What it supports; ``maximize`` and ``foreach`` default to what the class says."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-problem overrides of ``recipe`` (keys: quadratic, logistic, rosenbrock)."""
     parity: tuple[Parity, ...] = ()
     builtin: bool = False
     """A torch.optim class registered with its Canon metadata."""
+    variants: dict[str, dict[str, Any] | Variant] = field(default_factory=dict)
+    """Named extra configurations (flags, modes): each runs through every shared check of
+    the matrix as ``<name>[<variant>]`` with these arguments over the recipe (a :class:`Variant`
+    adds shared checks that this configuration skips, with reasons)."""
+    skips: dict[str, str] = field(default_factory=dict)
+    """Shared matrix checks this entry skips, each with the reason the test report shows."""
+    variant: str | None = None
+    """For a variant's case (see :meth:`cases`): its name."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capabilities", derived_capabilities(self.cls, self.capabilities))
 
     def kwargs_for(self, problem: str | None = None) -> dict[str, Any]:
         return {**self.recipe, **self.recipes.get(problem or "", {})}
 
     def make(self, params, **kwargs):
         """Build the optimizer over ``params`` (a list of tensors or param groups)."""
-        if self.build == "wrapper":
+        if self.wraps:
             base_cls, base_kwargs = kwargs.pop("base")
             return self.cls(base_cls(params, **base_kwargs), **kwargs)
         return self.cls(params, **kwargs)
 
+    def make_reference(self, reference: type, params, parity: Parity):
+        """Build a parity reference over ``params`` the way :meth:`make` builds ours."""
+        if self.wraps:
+            base_cls, base_kwargs = parity.kwargs["base"]
+            return reference(base_cls(params, **base_kwargs), **parity.ref_kwargs)
+        return reference(params, **parity.ref_kwargs)
+
+    def cases(self) -> list[OptimizerEntry]:
+        """This entry and one case per variant, for the test matrix (a variant keeps the entry's
+        class, name prefix, capabilities and skips, and adds its arguments to every recipe)."""
+        out = [self]
+        for name, variant in self.variants.items():
+            variant = variant if isinstance(variant, Variant) else Variant(variant)
+            extra = variant.kwargs
+            out.append(dataclasses.replace(
+                self, name=f"{self.name}[{name}]", recipe={**self.recipe, **extra},
+                recipes={k: {**v, **extra} for k, v in self.recipes.items()}, variants={}, variant=name,
+                parity=(), aliases=(), skips={**self.skips, **variant.skips}))
+        return out
+
+
+#: The shared checks of the test matrix that an entry may skip (with a reason).
+MATRIX_CHECKS = ("quadratic", "logistic", "rosenbrock", "closure", "none_grads", "param_groups", "resume",
+                 "deepcopy", "determinism", "dtypes", "maximize", "ndims", "foreach", "compile", "sparse")
 
 _ENTRIES: dict[str, OptimizerEntry] = {}
 _discovered = False
@@ -161,6 +221,10 @@ _discovered = False
 def register(entry: OptimizerEntry) -> OptimizerEntry:
     """Add ``entry`` to the registry (called by implementation modules at import)."""
     key = entry.name.lower()
+    skipped = set(entry.skips).union(*(v.skips for v in entry.variants.values() if isinstance(v, Variant)))
+    unknown = sorted(skipped - set(MATRIX_CHECKS))
+    if unknown:
+        raise ValueError(f"{entry.name}: unknown matrix checks in skips: {', '.join(unknown)} (known: {', '.join(MATRIX_CHECKS)})")
     if key in _ENTRIES and _ENTRIES[key].cls is not entry.cls:
         raise ValueError(f"optimizer name {entry.name!r} is registered twice")
     _ENTRIES[key] = entry
@@ -183,6 +247,11 @@ def entries() -> list[OptimizerEntry]:
     """Every registered entry, sorted by name."""
     _discover()
     return sorted(_ENTRIES.values(), key=lambda e: e.name.lower())
+
+
+def matrix_cases() -> list[OptimizerEntry]:
+    """Every entry and every variant of it (:meth:`OptimizerEntry.cases`), for the test matrix."""
+    return [case for entry in entries() for case in entry.cases()]
 
 
 def get_entry(name: str) -> OptimizerEntry:
@@ -255,7 +324,7 @@ def create_optimizer(model, name: str, lr: float, weight_decay: float = 0.0, *, 
         [0.01, 0.0]
     """
     entry = get_entry(name)
-    if entry.build == "wrapper":
+    if entry.wraps:
         base = create_optimizer(model, kwargs.pop("base", "AdamW"), lr, weight_decay, exempt_norm_and_bias=exempt_norm_and_bias)
         return entry.cls(base, **kwargs)
     if exempt_norm_and_bias:

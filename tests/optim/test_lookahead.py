@@ -14,7 +14,9 @@ def test_k1_alpha1_is_the_inner_optimizer():
     inner = torch.optim.AdamW(base, lr=0.01)
     train_mlp(ENTRY, wrapped, ours, 12)
     train_mlp(ENTRY, inner, base, 12)
-    assert all(torch.equal(a, b) for a, b in zip(ours, base))
+    # equal up to the rounding of the sync phi + 1 * (theta - phi), a few ulps on some CPUs
+    for a, b in zip(ours, base):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-16)
 
 
 def test_alpha0_returns_to_start_every_k_steps():

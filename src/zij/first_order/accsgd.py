@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def accsgd_constants(lr: float, kappa: float, xi: float, small_const: float) -> tuple[float, float, float]:
@@ -67,6 +67,8 @@ class AccSGD(ZijOptimizer):
         small_const: the constant $c$ in $(0, 1]$.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -79,10 +81,12 @@ class AccSGD(ZijOptimizer):
         for Stochastic Optimization", ICLR 2018. https://arxiv.org/abs/1803.05591
     """
 
+    supports_foreach = True
+
     def __init__(self, params, lr: float = 1e-3, kappa: float = 1000.0, xi: float = 10.0, small_const: float = 0.7,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, kappa=kappa, xi=xi, small_const=small_const, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_positive(kappa, "kappa")
         check_positive(xi, "xi")
         check_positive(small_const, "small_const")
@@ -94,7 +98,7 @@ class AccSGD(ZijOptimizer):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["aux"] = p.detach().clone(memory_format=torch.preserve_format)
+        state["aux"] = self.copy_like(p, group)
 
     def update(self, p, grad, state, group):
         accsgd_update(p, grad, state["aux"], lr=group["lr"], kappa=group["kappa"], xi=group["xi"],
@@ -114,7 +118,6 @@ register(OptimizerEntry(
         ErrorInput({"kappa": 10.0, "xi": 100.0}, "xi"),
         ErrorInput({"small_const": 1.5}, "small_const"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AccSGD",
                {"lr": 0.01, "kappa": 1000.0, "xi": 10.0, "small_const": 0.7, "weight_decay": 0.01},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def adabelief_update(
@@ -27,8 +28,8 @@ def adabelief_update(
     m <- beta1 * m + (1 - beta1) * g;  s <- beta2 * s + (1 - beta2) * (g - m)^2 + eps;
     theta <- theta - lr * (m / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + eps).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     surprise = grad - exp_avg
     exp_avg_var.mul_(beta2).addcmul_(surprise, surprise, value=1 - beta2).add_(eps)
     bias_correction1 = 1 - beta1**step
@@ -67,6 +68,8 @@ class AdaBelief(TwoMomentOptimizer):
         eps: $\epsilon$, added inside $s_t$ at every step and to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,12 +84,13 @@ class AdaBelief(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_var")
+    supports_foreach = True
     rule = staticmethod(adabelief_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-16,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(
@@ -97,7 +101,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "eps", "weight_decay", betas=(1.0, 0.999)),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adabelief-pytorch", "adabelief_pytorch:AdaBelief",
                {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-16, "weight_decay": 0.1},

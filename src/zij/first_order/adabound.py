@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_lr, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
@@ -34,9 +35,9 @@ def adabound_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments without bias correction;
     eta_hat = clip(lr / sqrt(v), lower(t), upper(t));  theta <- theta - eta_hat / sqrt(t) * m.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     lower, upper = adabound_bounds(step, final_lr=final_lr, gamma=gamma)
     root = exp_avg_sq.sqrt()
     # lr / sqrt(v) is +inf where v = 0 (there m = 0 too); written with where so that lr = 0 gives no 0/0.
@@ -79,6 +80,7 @@ class AdaBound(ZijOptimizer):
         gamma: convergence speed $\gamma$ of the bounds (the paper uses $1 - \beta_2$).
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -94,9 +96,9 @@ class AdaBound(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas=(0.9, 0.999), gamma: float = 1e-3,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, final_lr=final_lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_lr(final_lr, "final_lr")
         check_positive(gamma, "gamma")
         super().__init__(params, defaults)
@@ -118,5 +120,4 @@ register(OptimizerEntry(
         ErrorInput({"final_lr": -0.1}, "final_lr"),
         ErrorInput({"gamma": 0.0}, "gamma"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

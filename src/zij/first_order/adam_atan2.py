@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adam_atan2_update(
@@ -27,9 +28,9 @@ def adam_atan2_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;
     theta <- theta - lr * a * atan2(m_hat, b * sqrt(v_hat)).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     scaled_root = (exp_avg_sq / (1 - beta2**step)).sqrt_().mul_(b)
     param.add_(m_hat.atan2_(scaled_root), alpha=-lr * a)
@@ -67,6 +68,8 @@ class AdamAtan2(ZijOptimizer):
         a: output scale $a > 0$ of the arctangent.
         b: input scale $b > 0$ applied to $\sqrt{\hat v_t}$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,10 +84,11 @@ class AdamAtan2(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.0, a: float = 1.27,
-                 b: float = 1.0, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize)
+                 b: float = 1.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, a=a, b=b, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_positive(a, "a")
         check_positive(b, "b")
         super().__init__(params, defaults)
@@ -109,7 +113,6 @@ register(OptimizerEntry(
         ErrorInput({"b": -1.0}, r"\bb: "),
     ),
     aliases=("Adam-atan2",),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adam-atan2-pytorch", "adam_atan2_pytorch:AdamAtan2", _PARITY,
                {**_PARITY, "decoupled_wd": False, "cautious_factor": 1.0, "regen_reg_rate": 0.0}),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_, minimum_
 
 
 def adamod_update(
@@ -28,14 +29,14 @@ def adamod_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;
     eta = lr / (sqrt(v_hat) + eps);  s <- beta3 * s + (1 - beta3) * eta;  theta <- theta - min(eta, s) * m_hat.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = (exp_avg_sq / bias_correction2).sqrt_().add_(eps).reciprocal_().mul_(lr)
-    exp_avg_lr.mul_(beta3).add_(step_size, alpha=1 - beta3)
-    torch.minimum(step_size, exp_avg_lr, out=step_size)
+    ema_(exp_avg_lr, step_size, beta3)
+    minimum_(step_size, exp_avg_lr)
     param.addcmul_(step_size, exp_avg, value=-1 / bias_correction1)
 
 
@@ -70,6 +71,8 @@ class AdaMod(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,11 +86,12 @@ class AdaMod(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "exp_avg_lr")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), beta3: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, beta3=beta3, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(beta3, "beta3")
         super().__init__(params, defaults)
 
@@ -108,5 +112,4 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.9, 1.5)) + (
         ErrorInput({"beta3": 1.0}, "beta3"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def _abs_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -57,8 +58,8 @@ def adamp_update(
     p = m_tilde / (1 - beta1^t) / (sqrt(v_hat) + eps);  q = p without its radial part if theta looks
     scale-invariant (then r = wd_ratio, else r = 1);  theta <- theta * (1 - lr * weight_decay * r) - lr * q.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     momentum = exp_avg * beta1 + grad * (1 - beta1) if nesterov else exp_avg
@@ -110,6 +111,7 @@ class AdamP(ZijOptimizer):
         wd_ratio: weight-decay ratio $\rho \in [0, 1]$ used where the projection applies.
         nesterov: use Nesterov momentum ($\tilde m_t$ above).
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
@@ -125,9 +127,9 @@ class AdamP(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False):
+                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, delta=delta,
-                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize)
+                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, state_dtype=state_dtype)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
         super().__init__(params, defaults)
@@ -152,7 +154,6 @@ register(OptimizerEntry(
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": 1.5}, "wd_ratio"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("adamp", "adamp:AdamP", _PARITY, _PARITY),
         Parity("adamp", "adamp:AdamP", {**_PARITY, "nesterov": True}, {**_PARITY, "nesterov": True}),

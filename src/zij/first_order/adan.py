@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adan_update(
@@ -32,14 +33,14 @@ def adan_update(
     theta <- (theta - lr u) / (1 + lr wd)   or, with no_prox, theta <- theta (1 - lr wd) - lr u.
     """
     diff = grad - prev_grad
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_diff.mul_(beta2).add_(diff, alpha=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_diff, diff, beta2)
     nesterov_grad = diff.mul_(beta2).add_(grad)
-    exp_avg_sq.mul_(beta3).addcmul_(nesterov_grad, nesterov_grad, value=1 - beta3)
+    ema_sq_(exp_avg_sq, nesterov_grad, beta3)
     denom = (exp_avg_sq / (1 - beta3**step)).sqrt_().add_(eps)
     direction = exp_avg / (1 - beta1**step) + exp_avg_diff * (beta2 / (1 - beta2**step))
     if no_prox:
-        param.mul_(1 - lr * weight_decay).addcdiv_(direction, denom, value=-lr)
+        decoupled_decay_(param, lr, weight_decay).addcdiv_(direction, denom, value=-lr)
     else:
         param.addcdiv_(direction, denom, value=-lr).div_(1 + lr * weight_decay)
     prev_grad.copy_(grad)
@@ -71,8 +72,9 @@ class Adan(ZijOptimizer):
     defaults 0.02, 0.08, 0.01), initializes $m$ and $n$ from the first
     gradient instead of bias-correcting them, and describes an optional
     restart of the moments; the official code and this class use
-    $\beta_i^{\text{here}} = 1 - \beta_i^{\text{paper}}$, bias correction and no
-    restart. The official code's optional global gradient-norm clipping
+    $\beta_i^{\text{here}} = 1 - \beta_i^{\text{paper}}$ and bias correction, and
+    neither restarts automatically (the official code offers a manual
+    ``restart_opt()``; here, build a new optimizer). The official code's optional global gradient-norm clipping
     (``max_grad_norm``) is not part of this class.
 
     Args:
@@ -85,6 +87,8 @@ class Adan(ZijOptimizer):
         no_prox: apply the decay as $\theta \leftarrow (1 - \eta\lambda)\theta$ before the step instead of
             dividing by $1 + \eta\lambda$ after it.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -98,11 +102,12 @@ class Adan(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_diff", "exp_avg_sq", "prev_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.98, 0.92, 0.99), eps: float = 1e-8,
-                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False):
+                 weight_decay: float = 0.0, no_prox: bool = False, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 no_prox=bool(no_prox), maximize=maximize, n_betas=3))
+                                                 no_prox=bool(no_prox), maximize=maximize, foreach=foreach, state_dtype=state_dtype, n_betas=3))
 
     def update(self, p, grad, state, group):
         if state["step"] == 1:
@@ -123,7 +128,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.98, 1.0, 0.99)) + (
         ErrorInput({"betas": (0.98, 0.92)}, "betas"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Adan",
                {"lr": 1e-2, "betas": (0.98, 0.92, 0.99), "eps": 1e-8, "weight_decay": 0.05},

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def alpha_schedule(step: int, alpha: float, warmup: int | None) -> float:
@@ -46,12 +47,12 @@ def ademamix_update(
     m1 <- b1 m1 + (1 - b1) g;  m2 <- b3 m2 + (1 - b3) g;  v <- b2 v + (1 - b2) g^2;
     theta <- theta - lr * ((m1 / (1 - b1^t) + alpha m2) / (sqrt(v / (1 - b2^t)) + eps) + wd * theta).
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_slow.mul_(beta3).add_(grad, alpha=1 - beta3)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_slow, grad, beta3)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     numerator = (exp_avg / (1 - beta1**step)).add_(exp_avg_slow, alpha=alpha)
-    param.mul_(1 - lr * weight_decay).addcdiv_(numerator, denom, value=-lr)
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(numerator, denom, value=-lr)
 
 
 class AdEMAMix(ZijOptimizer):
@@ -93,6 +94,8 @@ class AdEMAMix(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -106,12 +109,13 @@ class AdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_slow", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta3_warmup=beta3_warmup,
-                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize,
+                                   alpha_warmup=alpha_warmup, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype,
                                    n_betas=3)
         check_nonnegative(alpha, "alpha")
         if beta3_warmup is not None:
@@ -145,7 +149,6 @@ register(OptimizerEntry(
         ErrorInput({"alpha_warmup": 2.5}, "alpha_warmup"),
         ErrorInput({"betas": (0.0, 0.999, 0.9999), "beta3_warmup": 10}, r"betas\[0\]"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AdEMAMix",
                {"lr": 1e-2, "betas": (0.9, 0.999, 0.9999), "alpha": 5.0, "eps": 1e-8, "weight_decay": 0.1},

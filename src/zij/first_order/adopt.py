@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def adopt_update(
@@ -32,13 +33,11 @@ def adopt_update(
     if clip_exponent is not None:
         bound = step**clip_exponent
         normed.clamp_(-bound, bound)
-    exp_avg.mul_(beta1).add_(normed, alpha=1 - beta1)
+    ema_(exp_avg, normed, beta1)
     if decouple:
-        param.mul_(1 - lr * weight_decay)
+        decoupled_decay_(param, lr, weight_decay)
     param.add_(exp_avg, alpha=-lr)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-
-
+    ema_sq_(exp_avg_sq, grad, beta2)
 class ADOPT(ZijOptimizer):
     r"""ADOPT: normalize each gradient by the previous second moment, then average it.
 
@@ -64,11 +63,12 @@ class ADOPT(ZijOptimizer):
     which is the paper's ADOPT algorithm. With ``clip_exponent=p``,
     $c_t = t^{p}$: the paper describes such clipping for stability in
     practice, and the official code clips by default with $p = 1/4$,
-    evaluating the bound at $t + 1$ (it counts the initializing call). Weight decay is not part of the paper's algorithm:
-    by default it is added to the gradient as an L2 term ($g_t + \lambda
-    \theta_{t-1}$, also in $v_0$), and with ``decouple=True`` it is applied as
-    $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$
-    (the official code also decays the parameters at the initializing call).
+    evaluating the bound at the same $t$ as here ($c_1 = 1$ at the first update).
+    Weight decay is not part of the paper's algorithm: by default it is added to
+    the gradient as an L2 term ($g_t + \lambda \theta_{t-1}$, also in $v_0$), and
+    with ``decouple=True`` it is applied as
+    $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$,
+    as in the official code (which does not decay at the initializing call either).
 
     Args:
         params: iterable of parameters or parameter groups.
@@ -79,6 +79,8 @@ class ADOPT(ZijOptimizer):
         decouple: apply the weight decay to the parameters instead of the gradient.
         clip_exponent: $p$ in the clipping bound $c_t = t^{p}$; ``None`` disables clipping.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -93,11 +95,12 @@ class ADOPT(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,
-                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False):
+                 decouple: bool = False, clip_exponent: float | None = None, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decouple=bool(decouple),
-                                   clip_exponent=clip_exponent, maximize=maximize)
+                                   clip_exponent=clip_exponent, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         if clip_exponent is not None:
             check_positive(clip_exponent, "clip_exponent")
         super().__init__(params, defaults)
@@ -130,7 +133,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(1.0, 0.9999), eps=-1e-6) + (
         ErrorInput({"clip_exponent": 0.0}, "clip_exponent"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:ADOPT",
                {"lr": 1e-2, "betas": (0.9, 0.9999), "eps": 1e-6},

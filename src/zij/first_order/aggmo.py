@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def aggmo_update(
@@ -51,6 +51,7 @@ class AggMo(ZijOptimizer):
         betas: damping coefficients $\beta^{(1)}, \dots, \beta^{(K)}$, each in $[0, 1)$.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -64,15 +65,16 @@ class AggMo(ZijOptimizer):
     """
 
     def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False):
-        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, n_betas=None)
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, state_dtype=state_dtype, n_betas=None)
         if not defaults["betas"]:
             raise ValueError("Invalid betas: () (expected at least one value)")
         super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["velocities"] = torch.zeros((len(group["betas"]), *p.shape), dtype=p.dtype, device=p.device)
+        state["velocities"] = torch.zeros((len(group["betas"]), *p.shape), dtype=group.get("state_dtype") or p.dtype,
+                                           device=p.device)
 
     def update(self, p, grad, state, group):
         aggmo_update(p, grad, state["velocities"], lr=group["lr"], betas=group["betas"],
@@ -89,7 +91,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(0.0, 0.9, 1.0)) + (
         ErrorInput({"betas": ()}, "betas"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:AggMo",
                {"lr": 0.05, "betas": (0.0, 0.9, 0.99), "weight_decay": 0.01},

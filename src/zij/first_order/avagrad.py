@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, invalid, register
+from .._registry import OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def avagrad_step_sizes(exp_avg_sq: torch.Tensor, *, eps: float) -> torch.Tensor:
@@ -31,12 +32,10 @@ def avagrad_update(
     theta <- theta * (1 - lr * weight_decay);  m <- beta1 * m + (1 - beta1) * g;
     theta <- theta - lr * (step_size / rms) * m;  v <- beta2 * v + (1 - beta2) * g^2.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     param.addcmul_(step_size.div_(rms), exp_avg, value=-lr)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-
-
+    ema_sq_(exp_avg_sq, grad, beta2)
 class AvaGrad(ZijOptimizer):
     r"""AvaGrad: Adam with a one-step-delayed second moment and step sizes normalized by their RMS.
 
@@ -69,6 +68,8 @@ class AvaGrad(ZijOptimizer):
         eps: adaptivity $\epsilon > 0$; large values make the method SGD-like.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -82,12 +83,13 @@ class AvaGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 0.1, betas=(0.9, 0.999), eps: float = 0.1, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         check_positive(eps, "eps")  # AvaGrad's eps must be > 0, not only >= 0 as hyperparameters() checks
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def group_step(self, group, params, grads, states):
         beta1, beta2 = group["betas"]
@@ -111,5 +113,4 @@ register(OptimizerEntry(
     recipe={"lr": 0.05, "eps": 0.1},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=0.0),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import cautious_, decoupled_decay_, ema_
 
 
 def cautious_lion_update(
@@ -25,12 +26,9 @@ def cautious_lion_update(
     m <- b2 m + (1 - b2) g.
     """
     update = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
-    mask = (update * grad > 0).to(update.dtype)
-    update.mul_(mask).mul_(mask.numel() / (mask.sum() + 1))
-    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
-
-
+    cautious_(update, grad)
+    decoupled_decay_(param, lr, weight_decay).add_(update, alpha=-lr)
+    ema_(exp_avg, grad, beta2)
 class CautiousLion(ZijOptimizer):
     r"""C-Lion (Cautious Lion): Lion with the coordinates that oppose the gradient masked out.
 
@@ -63,6 +61,8 @@ class CautiousLion(ZijOptimizer):
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,10 +76,11 @@ class CautiousLion(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False):
-        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -96,7 +97,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
     errors=invalid("lr", "betas", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Lion",
                {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def diffgrad_update(
@@ -27,9 +28,9 @@ def diffgrad_update(
     theta <- theta * (1 - lr * weight_decay);  m, v: Adam's moments;  xi = sigmoid(|g_prev - g|);
     theta <- theta - lr * xi * m_hat / (sqrt(v_hat) + eps);  g_prev <- g.
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     friction = (previous_grad - grad).abs_().sigmoid_()
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
@@ -67,6 +68,8 @@ class DiffGrad(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -81,11 +84,12 @@ class DiffGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -101,7 +105,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "eps", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer adds eps to sqrt(v) before the bias correction (as the official code does);
         # a tiny eps makes the placement immaterial.

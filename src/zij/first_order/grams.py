@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import adam_direction, decoupled_decay_, ema_, ema_sq_, grams_
 
 
 def grams_update(
@@ -26,11 +27,10 @@ def grams_update(
     u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) with Adam's moments;
     theta <- theta - lr * (sign(g) * |u| + wd * theta).
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
-    update = (exp_avg / (1 - beta1**step)).div_(denom).abs_().mul_(grad.sign())
-    param.mul_(1 - lr * weight_decay).add_(update, alpha=-lr)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
+    update = grams_(adam_direction(exp_avg, exp_avg_sq, step=step, beta1=beta1, beta2=beta2, eps=eps), grad)
+    decoupled_decay_(param, lr, weight_decay).add_(update, alpha=-lr)
 
 
 class Grams(TwoMomentOptimizer):
@@ -62,6 +62,8 @@ class Grams(TwoMomentOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -75,12 +77,13 @@ class Grams(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(grams_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
-                 *, maximize: bool = False):
+                 *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 # The official package (grams-pytorch) is compared in tests/optim/test_grams.py: its step() runs the closure
@@ -93,7 +96,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "weight_decay", betas=(1.0, 0.999), eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Grams",
                {"lr": 1e-2, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1},

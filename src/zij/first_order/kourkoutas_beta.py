@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import ema_
 
 BIAS_CORRECTIONS = ("none", "beta2max", "exact")
 
@@ -25,7 +26,7 @@ def sunspike_beta2(
     r <- alpha r + (1 - alpha) n;  s = (n / (r + tiny)) / (1 + n / (r + tiny));
     beta2 = beta2_max - (beta2_max - beta2_min) s, or the midpoint (beta2_min + beta2_max) / 2 while warming up.
     """
-    norm_ema.mul_(alpha).add_(norm, alpha=1 - alpha)
+    ema_(norm_ema, norm, alpha)
     if warming_up:
         return torch.full_like(norm_ema, 0.5 * (beta2_min + beta2_max))
     ratio = norm / (norm_ema + tiny_spike)
@@ -52,7 +53,7 @@ def kourkoutas_beta_update(
     theta <- theta - lr m / (sqrt(v) + eps)                                   (bias_correction2 None),
     theta <- theta - lr (m / (1 - b1^t)) / (sqrt(v / bias_correction2) + eps)  otherwise.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    ema_(exp_avg, grad, beta1)
     exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
     if bias_correction2 is None:
         param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-lr)
@@ -107,6 +108,7 @@ class KourkoutasBeta(ZijOptimizer):
         warmup_steps: $T_w$, number of first steps with the midpoint $\beta_2$.
         bias_correction: ``"none"``, ``"beta2max"`` or ``"exact"`` (see above).
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -124,10 +126,10 @@ class KourkoutasBeta(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2_max: float = 0.999,
                  beta2_min: float = 0.9, alpha: float = 0.9, eps: float = 1e-8, tiny_spike: float = 1e-8,
-                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False):
+                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, beta1=beta1, beta2_max=beta2_max, beta2_min=beta2_min, alpha=alpha, eps=eps,
                                    tiny_spike=tiny_spike, warmup_steps=warmup_steps, bias_correction=bias_correction,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_unit(beta1, "beta1")
         check_unit(beta2_max, "beta2_max")
         check_unit(beta2_min, "beta2_min")
@@ -181,5 +183,4 @@ register(OptimizerEntry(
         ErrorInput({"warmup_steps": -1}, "warmup_steps"),
         ErrorInput({"bias_correction": "full"}, "bias_correction"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

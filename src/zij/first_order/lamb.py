@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def lamb_update(
@@ -27,8 +28,8 @@ def lamb_update(
     u = m_hat / (sqrt(v_hat) + eps) + weight_decay * theta;
     theta <- theta - lr * (||theta|| / ||u||) * u   (ratio 1 if either norm is 0).
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     v_hat = exp_avg_sq / (1 - beta2**step)
     update = m_hat.div_(v_hat.sqrt_().add_(eps))
@@ -70,6 +71,7 @@ class LAMB(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$, added to the direction before the trust ratio.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -87,9 +89,9 @@ class LAMB(TwoMomentOptimizer):
     rule = staticmethod(lamb_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(
@@ -100,7 +102,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     # pytorch-optimizer's Lamb leaves v un-corrected and adds eps to the trust ratio's denominator: with
     # adam_debias=True, no weight decay and a tiny eps the trust ratio cancels the remaining bias
     # corrections, so both compute the paper's step. Its weight-norm clip (10) is not reached here.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_sq_
 
 
 def laprop_update(
@@ -26,8 +27,8 @@ def laprop_update(
     theta <- theta * (1 - lr * weight_decay);  v <- beta2 * v + (1 - beta2) * g^2;
     m <- beta1 * m + (1 - beta1) * g / (sqrt(v / (1 - beta2^t)) + eps);  theta <- theta - lr * m / (1 - beta1^t).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     exp_avg.mul_(beta1).addcdiv_(grad, denom, value=1 - beta1)
     param.add_(exp_avg, alpha=-lr / (1 - beta1**step))
@@ -63,6 +64,8 @@ class LaProp(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,12 +79,13 @@ class LaProp(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(laprop_update)
 
     def __init__(self, params, lr: float = 4e-4, betas=(0.8, 0.99), eps: float = 1e-15, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(
@@ -92,7 +96,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "weight_decay", betas=(1.0, 0.99), eps=-1e-15),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # pytorch-optimizer applies its decoupled decay after the step (ours before, as AdamW), so none here;
         # it adds eps before the bias correction, which a tiny eps makes immaterial.

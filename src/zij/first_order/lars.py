@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def lars_update(
@@ -69,6 +69,7 @@ class LARS(ZijOptimizer):
         trust_coefficient: trust coefficient $\kappa$.
         exclude_vectors: give 0-D and 1-D tensors plain momentum steps (default False: the paper's rule for all).
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -84,10 +85,10 @@ class LARS(ZijOptimizer):
     state_names = ("momentum_buffer",)
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False):
+                 trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                    trust_coefficient=trust_coefficient, exclude_vectors=bool(exclude_vectors),
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_positive(trust_coefficient, "trust_coefficient")
         super().__init__(params, defaults)
 
@@ -106,7 +107,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"trust_coefficient": 0.0}, "trust_coefficient"),
     ),
-    capabilities=Capabilities(maximize=True),
     # pytorch-optimizer's LARS adapts only tensors with two or more dimensions and keeps the learning
     # rate outside the buffer; with exclude_vectors=True and a constant learning rate both agree.
     parity=(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def lion_update(
@@ -24,21 +25,8 @@ def lion_update(
     m <- beta2 * m + (1 - beta2) * g.
     """
     direction = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
-    param.mul_(1 - lr * weight_decay).add_(direction, alpha=-lr)
-    exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
-
-
-def lion_update_foreach(params, grads, exp_avgs, *, lr, beta1, beta2, weight_decay) -> None:
-    """The same step for a list of tensors, with torch's multi-tensor kernels."""
-    directions = torch._foreach_mul(exp_avgs, beta1)
-    torch._foreach_add_(directions, grads, alpha=1 - beta1)
-    torch._foreach_sign_(directions)
-    torch._foreach_mul_(params, 1 - lr * weight_decay)
-    torch._foreach_add_(params, directions, alpha=-lr)
-    torch._foreach_mul_(exp_avgs, beta2)
-    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta2)
-
-
+    decoupled_decay_(param, lr, weight_decay).add_(direction, alpha=-lr)
+    ema_(exp_avg, grad, beta2)
 class Lion(ZijOptimizer):
     r"""Lion (EvoLved Sign Momentum): step along the sign of an interpolated momentum.
 
@@ -60,7 +48,8 @@ class Lion(ZijOptimizer):
         betas: $(\beta_1, \beta_2)$, interpolation and momentum coefficients.
         weight_decay: decoupled weight decay $\lambda$; typically 3-10 times larger than AdamW's.
         maximize: maximize the objective instead of minimizing it.
-        foreach: use the multi-tensor implementation (same results as the loop).
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -74,24 +63,16 @@ class Lion(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, foreach: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize,
-                                                 foreach=foreach))
+                                                 foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
         lion_update(p, grad, state["exp_avg"], lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"])
-
-    def group_step(self, group, params, grads, states):
-        if not group["foreach"]:
-            return super().group_step(group, params, grads, states)
-        beta1, beta2 = group["betas"]
-        for state in states:
-            state["step"] += 1
-        lion_update_foreach(params, grads, [s["exp_avg"] for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                            weight_decay=group["weight_decay"])
 
 
 register(OptimizerEntry(
@@ -102,7 +83,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 3e-3}},
     errors=invalid("lr", "betas", "weight_decay"),
-    capabilities=Capabilities(maximize=True, foreach=True),
     parity=(
         Parity("lion-pytorch", "lion_pytorch:Lion", {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1},
                {"lr": 1e-3, "betas": (0.9, 0.99), "weight_decay": 0.1}),

@@ -108,7 +108,7 @@ register(OptimizerEntry(
     cls=Lookahead,
     canon_id="lookahead",
     family="wrapper",
-    build="wrapper",
+    wraps=True,
     recipe={"base": (torch.optim.SGD, {"lr": 0.02, "momentum": 0.9}), "k": 5, "alpha": 0.5},
     recipes={"rosenbrock": {"base": (torch.optim.SGD, {"lr": 5e-4, "momentum": 0.9})}},
     errors=(ErrorInput({"k": 0}, "k"), ErrorInput({"alpha": 1.5}, "alpha")),

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def madgrad_update(
@@ -37,9 +38,7 @@ def madgrad_update(
     if eps == 0:  # coordinates that never had a gradient stay at theta_0
         denominator.masked_fill_(denominator == 0, math.inf)
     dual_point = initial.addcdiv(grad_sum, denominator, value=-1)
-    param.mul_(momentum).add_(dual_point, alpha=1 - momentum)
-
-
+    ema_(param, dual_point, momentum)
 class MADGRAD(ZijOptimizer):
     r"""MADGRAD: dual averaging with AdaGrad-style cube-root scaling and momentum by averaging.
 
@@ -68,6 +67,7 @@ class MADGRAD(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         eps: $\epsilon$, added to the cube root; with 0, coordinates whose squared sum is 0 stay at $\theta_0$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -84,13 +84,13 @@ class MADGRAD(ZijOptimizer):
     state_names = ("grad_sum", "grad_sq_sum")
 
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-6,
-                 *, maximize: bool = False):
+                 *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
-        state["initial"] = p.detach().clone(memory_format=torch.preserve_format)
+        state["initial"] = self.copy_like(p, group)
 
     def update(self, p, grad, state, group):
         madgrad_update(p, grad, state["grad_sum"], state["grad_sq_sum"], state["initial"], step=state["step"],
@@ -106,7 +106,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "momentum", "weight_decay", eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     # Both references step with lr + eps: they get lr - eps so that all three use the same lr.
     parity=(
         Parity("madgrad", "madgrad:MADGRAD",

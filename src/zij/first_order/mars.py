@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 
 
 def mars_update(
@@ -31,10 +32,10 @@ def mars_update(
     """
     correction = (grad - last_grad).mul_(gamma * beta1 / (1 - beta1)).add_(grad)
     correction.div_(torch.linalg.vector_norm(correction).clamp(min=1.0))
-    exp_avg.mul_(beta1).add_(correction, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(correction, correction, value=1 - beta2)
+    ema_(exp_avg, correction, beta1)
+    ema_sq_(exp_avg_sq, correction, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
-    param.mul_(1 - lr * weight_decay).addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
     last_grad.copy_(grad)
 
 
@@ -75,6 +76,7 @@ class MARS(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -90,9 +92,9 @@ class MARS(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq", "last_grad")
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.99), gamma: float = 0.025, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize)
+                                   maximize=maximize, state_dtype=state_dtype)
         check_nonnegative(gamma, "gamma")
         super().__init__(params, defaults)
 
@@ -116,7 +118,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "eps", "weight_decay", betas=(0.95, 1.0)) + (
         ErrorInput({"gamma": -0.1}, "gamma"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:MARS",
                {"lr": 3e-3, "betas": (0.9, 0.99), "gamma": 0.1, "eps": 0.0, "weight_decay": 0.1},

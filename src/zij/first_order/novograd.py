@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def novograd_update(
@@ -30,7 +31,7 @@ def novograd_update(
     if step == 1:
         grad_norm_sq.copy_(norm_sq)
     else:
-        grad_norm_sq.mul_(beta2).add_(norm_sq, alpha=1 - beta2)
+        ema_(grad_norm_sq, norm_sq, beta2)
     direction = grad / (grad_norm_sq.sqrt() + eps)
     if weight_decay != 0:
         direction.add_(param, alpha=weight_decay)
@@ -62,6 +63,7 @@ class NovoGrad(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{v_t}$.
         weight_decay: weight decay $\lambda$, added to the normalized gradient.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -78,9 +80,9 @@ class NovoGrad(ZijOptimizer):
     state_names = ("exp_avg",)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.98), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -100,7 +102,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01},
     recipes={"rosenbrock": {"lr": 1e-3}},
     errors=invalid("lr", "betas", "eps", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:NovoGrad",
                {"lr": 1e-2, "betas": (0.95, 0.98), "eps": 1e-8, "weight_decay": 0.01},

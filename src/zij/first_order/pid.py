@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 
 
 def pid_update(
@@ -69,6 +69,8 @@ class PID(ZijOptimizer):
         derivative: derivative gain $K_d$ (the authors' code calls it ``D``).
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -83,11 +85,12 @@ class PID(ZijOptimizer):
     """
 
     state_names = ("integral_buffer", "derivative_buffer", "previous_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, integral: float = 5.0,
-                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False):
+                 derivative: float = 10.0, weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, integral=integral, derivative=derivative,
-                                   weight_decay=weight_decay, maximize=maximize)
+                                   weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(integral, "integral")
         check_nonnegative(derivative, "derivative")
         super().__init__(params, defaults)
@@ -109,7 +112,6 @@ register(OptimizerEntry(
         ErrorInput({"integral": -1.0}, "integral"),
         ErrorInput({"derivative": -1.0}, "derivative"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:PID",
                {"lr": 0.01, "momentum": 0.9, "integral": 5.0, "derivative": 10.0, "weight_decay": 0.01},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def qhadam_update(
@@ -31,8 +32,8 @@ def qhadam_update(
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
     grad_sq = grad * grad
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).add_(grad_sq, alpha=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_(exp_avg_sq, grad_sq, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     v_hat = exp_avg_sq / (1 - beta2**step)
     numerator = m_hat.mul_(nu1).add_(grad, alpha=1 - nu1)
@@ -67,6 +68,8 @@ class QHAdam(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -80,10 +83,11 @@ class QHAdam(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), nus=(0.7, 1.0), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize)
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, nus=nus, eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         nus = defaults["nus"] = tuple(nus)
         if len(nus) != 2:
             raise ValueError(f"Invalid nus: {nus!r} (expected 2 values)")
@@ -107,7 +111,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "betas", "eps", "weight_decay") + (
         ErrorInput({"nus": (0.7, 1.5)}, r"nus\[1\]"),
     ),
-    capabilities=Capabilities(maximize=True),
     # Not pytorch-optimizer's QHAdam: it keeps its bias-correction weights in float32 tensors and so
     # drifts from a float64 computation by more than 1e-6 within 50 steps.
     parity=(

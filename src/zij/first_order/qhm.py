@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def qhm_update(
@@ -25,7 +26,7 @@ def qhm_update(
     """
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
-    momentum_buffer.mul_(momentum).add_(grad, alpha=1 - momentum)
+    ema_(momentum_buffer, grad, momentum)
     param.add_(grad, alpha=-lr * (1 - nu)).add_(momentum_buffer, alpha=-lr * nu)
 
 
@@ -54,6 +55,8 @@ class QHM(ZijOptimizer):
         nu: immediate discount $\nu$ in $[0, 1]$; the paper's rule of thumb is 0.7.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -67,10 +70,11 @@ class QHM(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,
-                 *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize)
+                 *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, momentum=momentum, nu=nu, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(nu, "nu", closed=True)
         super().__init__(params, defaults)
 
@@ -89,7 +93,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "momentum", "weight_decay") + (
         ErrorInput({"nu": 1.5}, "nu"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("qhoptim", "qhoptim.pyt:QHM",
                {"lr": 0.1, "momentum": 0.9, "nu": 0.7, "weight_decay": 0.01},

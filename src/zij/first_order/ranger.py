@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_, ema_sq_
 from .lookahead import lookahead_sync
 
 
@@ -46,9 +47,9 @@ def ranger_update(
     theta <- theta - lr * m / (1 - b1^t)                                      otherwise;
     if t mod k = 0:  phi <- phi + alpha (theta - phi);  theta <- phi.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    param.mul_(1 - lr * weight_decay)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
+    decoupled_decay_(param, lr, weight_decay)
     bias_correction1 = 1 - beta1**step
     rho_t, rect = radam_rectification(step, beta2)
     if rho_t > n_sma_threshold:
@@ -100,6 +101,8 @@ class Ranger(ZijOptimizer):
         n_sma_threshold: $\rho_{\text{thr}}$, the length of the approximated moving average above which
             the rectified adaptive step is taken; at least 4.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -117,11 +120,12 @@ class Ranger(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.999), eps: float = 1e-5, weight_decay: float = 0.0,
-                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False):
+                 k: int = 6, alpha: float = 0.5, n_sma_threshold: float = 5.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, k=k, alpha=alpha,
-                                   n_sma_threshold=n_sma_threshold, maximize=maximize)
+                                   n_sma_threshold=n_sma_threshold, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_int(k, "k")
         check_unit(alpha, "alpha", closed=True)
         if not isinstance(n_sma_threshold, (int, float)) or not math.isfinite(n_sma_threshold) or n_sma_threshold < 4:
@@ -130,7 +134,7 @@ class Ranger(ZijOptimizer):
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
-        state["slow"] = p.detach().clone(memory_format=torch.preserve_format)
+        state["slow"] = self.copy_like(p, group)
 
     def update(self, p, grad, state, group):
         beta1, beta2 = group["betas"]
@@ -151,7 +155,6 @@ register(OptimizerEntry(
         ErrorInput({"alpha": 1.5}, "alpha"),
         ErrorInput({"n_sma_threshold": 3.0}, "n_sma_threshold"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # degenerated_to_sgd=True is the original's momentum step below the threshold (pytorch-optimizer's
         # default steps the other way there); use_gc=False is the original Ranger without gradient centralization.

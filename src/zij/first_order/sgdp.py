@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
 from .adamp import project_scale_invariant
 
 
@@ -77,6 +77,7 @@ class SGDP(ZijOptimizer):
         wd_ratio: weight-decay ratio $\rho \in [0, 1]$ used where the projection applies.
         nesterov: use Nesterov momentum.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
@@ -93,9 +94,9 @@ class SGDP(ZijOptimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0,
                  weight_decay: float = 0.0, delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                   delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize)
+                                   delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, state_dtype=state_dtype)
         check_unit(dampening, "dampening", closed=True)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
@@ -121,7 +122,6 @@ register(OptimizerEntry(
         ErrorInput({"delta": -0.1}, "delta"),
         ErrorInput({"wd_ratio": -0.1}, "wd_ratio"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         # The references' eps only guards the norms in the projection; ours is exact, so theirs is made tiny.
         # Without Nesterov the official code projects the momentum buffer itself (the step aliases it),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import ema_
 
 
 def signum_update(
@@ -27,7 +28,7 @@ def signum_update(
     if momentum == 0:
         momentum_buffer.copy_(grad)
     else:
-        momentum_buffer.mul_(momentum).add_(grad, alpha=1 - momentum)
+        ema_(momentum_buffer, grad, momentum)
     param.add_(momentum_buffer.sign(), alpha=-lr)
 
 
@@ -54,6 +55,8 @@ class Signum(ZijOptimizer):
         momentum: momentum coefficient $\beta$ in $[0, 1)$; 0 gives signSGD.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -68,11 +71,12 @@ class Signum(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         signum_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
@@ -88,7 +92,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.01, "momentum": 0.9},
     recipes={"rosenbrock": {"lr": 2e-3}},
     errors=invalid("lr", "momentum", "weight_decay"),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:SignSGD",
                {"lr": 1e-3, "momentum": 0.9, "weight_decay": 0.1},

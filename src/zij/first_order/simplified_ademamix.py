@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_sq_
 
 
 def beta1_schedule(step: int, beta1: float, min_beta1: float, warmup: int | None) -> float:
@@ -40,10 +41,10 @@ def simplified_ademamix_update(
     theta <- theta - lr * ((m + alpha g) / (sqrt(v / (1 - b2^t)) + eps) + wd * theta).
     """
     exp_avg.mul_(beta1).add_(grad)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_sq_(exp_avg_sq, grad, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
     numerator = exp_avg.add(grad, alpha=alpha)
-    param.mul_(1 - lr * weight_decay).addcdiv_(numerator, denom, value=-lr)
+    decoupled_decay_(param, lr, weight_decay).addcdiv_(numerator, denom, value=-lr)
 
 
 class SimplifiedAdEMAMix(ZijOptimizer):
@@ -87,6 +88,8 @@ class SimplifiedAdEMAMix(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -100,12 +103,13 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,
                  beta1_warmup: int | None = None, min_beta1: float = 0.9, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, alpha=alpha, beta1_warmup=beta1_warmup, min_beta1=min_beta1,
-                                   eps=eps, weight_decay=weight_decay, maximize=maximize)
+                                   eps=eps, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(alpha, "alpha")
         if beta1_warmup is not None:
             check_int(beta1_warmup, "beta1_warmup")
@@ -142,5 +146,4 @@ register(OptimizerEntry(
         ErrorInput({"betas": (0.0, 0.95), "beta1_warmup": 10}, r"betas\[0\]"),
         ErrorInput({"min_beta1": 0.0}, "min_beta1"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -5,12 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, Parity, invalid, register
-
-
-def debiased_beta(beta: float, step: int) -> float:
-    """beta * (1 - beta^(t-1)) / (1 - beta^t): the decay that makes a zero-started average unbiased."""
-    return beta * (1 - beta ** (step - 1)) / (1 - beta**step)
+from .._registry import OptimizerEntry, Parity, invalid, register
+from ..blocks import debiased_beta, decoupled_decay_, ema_, ema_sq_
 
 
 def stableadamw_update(
@@ -33,11 +29,11 @@ def stableadamw_update(
     """
     beta1_hat = debiased_beta(beta1, step)
     beta2_hat = debiased_beta(beta2, step)
-    exp_avg.mul_(beta1_hat).add_(grad, alpha=1 - beta1_hat)
-    exp_avg_sq.mul_(beta2_hat).addcmul_(grad, grad, value=1 - beta2_hat)
+    ema_(exp_avg, grad, beta1_hat)
+    ema_sq_(exp_avg_sq, grad, beta2_hat)
     rms = (grad.square() / exp_avg_sq.clamp_min(eps**2)).mean().sqrt()
     step_lr = lr / rms.clamp_min(1.0)
-    param.mul_(1 - step_lr * weight_decay)
+    decoupled_decay_(param, step_lr, weight_decay)
     param.sub_(step_lr * exp_avg / (exp_avg_sq.sqrt() + eps))
 
 
@@ -73,6 +69,7 @@ class StableAdamW(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{v_t}$; $\epsilon^2$ floors $v_t$ in $\rho_t$.
         weight_decay: decoupled weight decay $\lambda$, scaled by the clipped $\eta_t$.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -89,9 +86,9 @@ class StableAdamW(TwoMomentOptimizer):
     rule = staticmethod(stableadamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.99), eps: float = 1e-6, weight_decay: float = 1e-2, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(
@@ -102,7 +99,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05, "weight_decay": 0.0},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=-1e-6),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:StableAdamW",
                {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-6, "weight_decay": 0.1},

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
-from .._registry import Capabilities, OptimizerEntry, invalid, register
+from .._registry import OptimizerEntry, invalid, register
+from ..blocks import ema_, ema_sq_
 
 
 def swats_adam_update(
@@ -27,8 +28,8 @@ def swats_adam_update(
     m <- beta1 m + (1 - beta1) g;  a <- beta2 a + (1 - beta2) g^2;
     p = -lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(a) + eps);  theta <- theta + p.
     """
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    ema_(exp_avg, grad, beta1)
+    ema_sq_(exp_avg_sq, grad, beta2)
     step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
     adam_step = exp_avg.div(exp_avg_sq.sqrt().add_(eps)).mul_(-step_size)
     param.add_(adam_step)
@@ -37,7 +38,7 @@ def swats_adam_update(
 
 def swats_projected_lr(adam_step: torch.Tensor, grad: torch.Tensor) -> float | None:
     """gamma = p.p / (-p.g): the SGD step size whose step, projected on p, equals p (None if p.g = 0)."""
-    p, g = adam_step.reshape(-1), grad.reshape(-1)
+    p, g = adam_step.reshape(-1).to(grad.dtype), grad.reshape(-1)
     pg = torch.dot(p, g).item()
     if pg == 0:
         return None
@@ -85,6 +86,7 @@ class SWATS(ZijOptimizer):
         eps: $\epsilon$, Adam's stability term and the tolerance of the switching test (as in the paper).
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -100,9 +102,9 @@ class SWATS(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-9, weight_decay: float = 0.0, *,
-                 maximize: bool = False):
+                 maximize: bool = False, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize))
+                                                 maximize=maximize, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -128,7 +130,7 @@ class SWATS(ZijOptimizer):
         if step > 1 and estimate > 0 and abs(estimate - gamma) < group["eps"]:
             state["phase"] = "sgd"
             state["sgd_lr"] = estimate
-            state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["momentum_buffer"] = self.zeros_like(p, group)
 
 
 register(OptimizerEntry(
@@ -139,7 +141,6 @@ register(OptimizerEntry(
     recipe={"lr": 0.05},
     recipes={"rosenbrock": {"lr": 0.01}},
     errors=invalid("lr", "betas", "weight_decay", eps=-1e-9),
-    capabilities=Capabilities(maximize=True),
     # No parity: pytorch-optimizer's SWATS adds 1e-15 under the square root (sqrt(a + 1e-15) + eps), which
     # moves coordinates with small second moments by more than 1e-6, switches a whole group at once and
     # tests the switch with a relative tolerance. tests/optim/test_swats.py checks identities and golden values.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def tiger_update(
@@ -21,8 +22,8 @@ def tiger_update(
 
     m <- beta * m + (1 - beta) * g;  theta <- theta - lr * (sign(m) + weight_decay * theta).
     """
-    exp_avg.mul_(beta).add_(grad, alpha=1 - beta)
-    param.mul_(1 - lr * weight_decay).add_(exp_avg.sign(), alpha=-lr)
+    ema_(exp_avg, grad, beta)
+    decoupled_decay_(param, lr, weight_decay).add_(exp_avg.sign(), alpha=-lr)
 
 
 class Tiger(ZijOptimizer):
@@ -52,6 +53,8 @@ class Tiger(ZijOptimizer):
         beta: momentum decay rate $\beta$ in $[0, 1)$.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -64,10 +67,11 @@ class Tiger(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,
-                 maximize: bool = False):
-        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize)
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, beta=beta, weight_decay=weight_decay, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(beta, "beta")
         super().__init__(params, defaults)
 
@@ -85,7 +89,6 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay") + (
         ErrorInput({"beta": 1.0}, "beta"),
     ),
-    capabilities=Capabilities(maximize=True),
     parity=(
         Parity("pytorch-optimizer", "pytorch_optimizer:Tiger",
                {"lr": 1e-3, "beta": 0.965, "weight_decay": 0.1},

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
-from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from ..blocks import decoupled_decay_, ema_
 
 
 def yogi_update(
@@ -25,8 +26,8 @@ def yogi_update(
     theta <- theta * (1 - lr * weight_decay);  m <- beta1 * m + (1 - beta1) * g;
     v <- v - (1 - beta2) * sign(v - g^2) * g^2;  theta <- theta - lr * m / (sqrt(v) + eps).
     """
-    param.mul_(1 - lr * weight_decay)
-    exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    decoupled_decay_(param, lr, weight_decay)
+    ema_(exp_avg, grad, beta1)
     grad_sq = grad * grad
     exp_avg_sq.addcmul_((exp_avg_sq - grad_sq).sign_(), grad_sq, value=-(1 - beta2))
     param.addcdiv_(exp_avg, exp_avg_sq.sqrt().add_(eps), value=-lr)
@@ -62,6 +63,8 @@ class Yogi(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$.
         initial_accumulator: initial value $v_0 \ge 0$ of every second-moment entry.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -76,11 +79,12 @@ class Yogi(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,
-                 initial_accumulator: float = 0.0, *, maximize: bool = False):
+                 initial_accumulator: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                   initial_accumulator=initial_accumulator, maximize=maximize)
+                                   initial_accumulator=initial_accumulator, maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(initial_accumulator, "initial_accumulator")
         super().__init__(params, defaults)
 
@@ -104,5 +108,4 @@ register(OptimizerEntry(
     errors=invalid("lr", "weight_decay", betas=(0.9, -0.5), eps=-1e-3) + (
         ErrorInput({"initial_accumulator": -1e-6}, "initial_accumulator"),
     ),
-    capabilities=Capabilities(maximize=True),
 ))

@@ -1,0 +1,210 @@
+"""``TensorList``: a list of tensors that does arithmetic with torch's multi-tensor kernels.
+
+An update rule written with tensor methods (``m.mul_(beta).add_(g, alpha=1 - beta)``)
+runs unchanged on one tensor or on a ``TensorList`` of all the tensors of a group: each
+method maps to the matching ``torch._foreach_*`` kernel, and where torch has none it
+loops. The operations run in the same order with the same kernels per tensor, so the
+multi-tensor path gives the same numbers as the per-tensor loop (bit for bit on the
+CPU, where foreach kernels loop over the per-tensor ones). A per-tensor scalar (a norm,
+a mean, a step count) is a ``TensorList`` of 0-dim tensors or a plain list of numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable
+
+import torch
+
+
+def _arg(other: Any) -> Any:
+    """The foreach form of an operand: the tensors of a TensorList, a list as is, else the value."""
+    return other.tensors if isinstance(other, TensorList) else other
+
+
+def _per(other: Any, i: int) -> Any:
+    """The i-th tensor's operand: an element of a list, or the shared value."""
+    return other[i] if isinstance(other, (TensorList, list, tuple)) else other
+
+
+class TensorList:
+    """Tensors of one group, operated on together. See the module docstring."""
+
+    __slots__ = ("tensors",)
+
+    def __init__(self, tensors: Iterable[torch.Tensor]):
+        self.tensors = list(tensors)
+
+    # --- container ------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __iter__(self):
+        return iter(self.tensors)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.tensors[i]
+
+    def __repr__(self) -> str:
+        return f"TensorList({len(self.tensors)} tensors)"
+
+    def map(self, fn: Callable[..., torch.Tensor], *others: Any) -> TensorList:
+        """``fn`` applied tensor by tensor, with the matching element of each operand."""
+        return TensorList(fn(t, *(_per(o, i) for o in others)) for i, t in enumerate(self.tensors))
+
+    def _loop_(self, name: str, *others: Any, **kwargs: Any) -> TensorList:
+        for i, t in enumerate(self.tensors):
+            getattr(t, name)(*(_per(o, i) for o in others), **kwargs)
+        return self
+
+    # --- in place -------------------------------------------------------------------
+    def add_(self, other: Any, *, alpha: float = 1) -> TensorList:
+        if alpha == 1:
+            torch._foreach_add_(self.tensors, _arg(other))
+        else:
+            torch._foreach_add_(self.tensors, _arg(other), alpha=alpha)
+        return self
+
+    def sub_(self, other: Any, *, alpha: float = 1) -> TensorList:
+        if alpha == 1:
+            torch._foreach_sub_(self.tensors, _arg(other))
+        else:
+            torch._foreach_sub_(self.tensors, _arg(other), alpha=alpha)
+        return self
+
+    def mul_(self, other: Any) -> TensorList:
+        torch._foreach_mul_(self.tensors, _arg(other))
+        return self
+
+    def div_(self, other: Any) -> TensorList:
+        torch._foreach_div_(self.tensors, _arg(other))
+        return self
+
+    def addcmul_(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        torch._foreach_addcmul_(self.tensors, _arg(a), _arg(b), _arg(value))
+        return self
+
+    def addcdiv_(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        torch._foreach_addcdiv_(self.tensors, _arg(a), _arg(b), _arg(value))
+        return self
+
+    def lerp_(self, end: Any, weight: Any) -> TensorList:
+        torch._foreach_lerp_(self.tensors, _arg(end), _arg(weight))
+        return self
+
+    def sigmoid_(self) -> TensorList:
+        torch._foreach_sigmoid_(self.tensors)
+        return self
+
+    def minimum_(self, other: Any) -> TensorList:
+        """Elementwise minimum in place (``torch.minimum(t, other, out=t)`` for each tensor)."""
+        torch._foreach_minimum_(self.tensors, _arg(other))
+        return self
+
+    def sqrt_(self) -> TensorList:
+        torch._foreach_sqrt_(self.tensors)
+        return self
+
+    def abs_(self) -> TensorList:
+        torch._foreach_abs_(self.tensors)
+        return self
+
+    def sign_(self) -> TensorList:
+        torch._foreach_sign_(self.tensors)
+        return self
+
+    def neg_(self) -> TensorList:
+        torch._foreach_neg_(self.tensors)
+        return self
+
+    def reciprocal_(self) -> TensorList:
+        torch._foreach_reciprocal_(self.tensors)
+        return self
+
+    def clamp_min_(self, value: Any) -> TensorList:
+        torch._foreach_clamp_min_(self.tensors, _arg(value))
+        return self
+
+    def clamp_max_(self, value: Any) -> TensorList:
+        torch._foreach_clamp_max_(self.tensors, _arg(value))
+        return self
+
+    def copy_(self, other: Any) -> TensorList:
+        torch._foreach_copy_(self.tensors, _arg(other))
+        return self
+
+    def zero_(self) -> TensorList:
+        torch._foreach_zero_(self.tensors)
+        return self
+
+    def atan2_(self, other: Any) -> TensorList:
+        return self._loop_("atan2_", other)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> TensorList:  # noqa: A002 (torch's names)
+        return self._loop_("clamp_", min=min, max=max)
+
+    # --- new tensors ----------------------------------------------------------------
+    def clone(self) -> TensorList:
+        return self.map(torch.Tensor.clone)
+
+    def add(self, other: Any, *, alpha: float = 1) -> TensorList:
+        if alpha == 1:
+            return TensorList(torch._foreach_add(self.tensors, _arg(other)))
+        return TensorList(torch._foreach_add(self.tensors, _arg(other), alpha=alpha))
+
+    def __add__(self, other: Any) -> TensorList:
+        return TensorList(torch._foreach_add(self.tensors, _arg(other)))
+
+    def __sub__(self, other: Any) -> TensorList:
+        return TensorList(torch._foreach_sub(self.tensors, _arg(other)))
+
+    def __mul__(self, other: Any) -> TensorList:
+        return TensorList(torch._foreach_mul(self.tensors, _arg(other)))
+
+    def __truediv__(self, other: Any) -> TensorList:
+        return TensorList(torch._foreach_div(self.tensors, _arg(other)))
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+    def __neg__(self) -> TensorList:
+        return TensorList(torch._foreach_neg(self.tensors))
+
+    def __gt__(self, other: Any) -> TensorList:
+        return self.map(torch.Tensor.__gt__, other)
+
+    def sqrt(self) -> TensorList:
+        return TensorList(torch._foreach_sqrt(self.tensors))
+
+    def abs(self) -> TensorList:
+        return TensorList(torch._foreach_abs(self.tensors))
+
+    def sign(self) -> TensorList:
+        return TensorList(torch._foreach_sign(self.tensors))
+
+    def square(self) -> TensorList:
+        return TensorList(torch._foreach_pow(self.tensors, 2))
+
+    def to(self, *args: Any, **kwargs: Any) -> TensorList:
+        return TensorList(t.to(*args, **kwargs) for t in self.tensors)
+
+    # --- per-tensor reductions (a TensorList of 0-dim tensors) ---------------------------
+    def norm(self) -> TensorList:
+        """The Euclidean norm of each tensor."""
+        return TensorList(torch._foreach_norm(self.tensors))
+
+    def sum(self) -> TensorList:
+        return self.map(torch.Tensor.sum)
+
+    def mean(self) -> TensorList:
+        return self.map(torch.Tensor.mean)
+
+    def numel(self) -> list[int]:
+        return [t.numel() for t in self.tensors]
+
+
+def as_many(x: torch.Tensor | Sequence[torch.Tensor] | TensorList) -> torch.Tensor | TensorList:
+    """A tensor stays a tensor; a list or tuple of tensors becomes a :class:`TensorList`."""
+    if isinstance(x, (torch.Tensor, TensorList)):
+        return x
+    return TensorList(x)

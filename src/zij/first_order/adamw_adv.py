@@ -1,0 +1,186 @@
+"""AdamWAdv: AdamW with the published refinements as flags (cautious, Grams, OrthoGrad, atan2, AdEMAMix, bf16 rounding)."""
+
+from __future__ import annotations
+
+import torch
+
+from .._base import ZijOptimizer, check_positive, hyperparameters
+from .._registry import ErrorInput, OptimizerEntry, Variant, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import cautious_, decoupled_decay_, ema_, ema_sq_, grams_, orthograd, stochastic_round_
+
+
+def apply_step_(param, update, *, lr: float, scale: float, weight_decay: float, stochastic_rounding: bool) -> None:
+    """theta <- (1 - lr wd) theta - lr scale u, in place; bfloat16 weights are rounded stochastically when asked.
+
+    With ``stochastic_rounding`` a bfloat16 parameter is updated in float32 and written back
+    with :func:`zij.blocks.stochastic_round_`, so updates smaller than its spacing are not lost.
+    """
+    many = isinstance(param, TensorList)
+    rounded = stochastic_rounding and (param[0] if many else param).dtype == torch.bfloat16
+    target = param.to(torch.float32) if rounded else param
+    decoupled_decay_(target, lr, weight_decay)
+    target.add_(update, alpha=-lr * scale)
+    if rounded:
+        for p, t in zip(param, target) if many else [(param, target)]:
+            stochastic_round_(p, t)
+
+
+def adamw_adv_update(param, grad, exp_avg, exp_avg_sq, exp_avg_slow, *, step: int, lr: float, beta1: float,
+                     beta2: float, beta3: float, alpha: float, eps: float, weight_decay: float, cautious: bool,
+                     grams: bool, orthogonal: bool, atan2: bool, a: float, b: float, stochastic_rounding: bool) -> None:
+    """One AdamWAdv step for a tensor or a TensorList, in place (``exp_avg_slow`` is None unless alpha > 0).
+
+    g <- OrthoGrad(g, theta) if orthogonal;  m, v: Adam's moments, m_s <- b3 m_s + (1 - b3) g;
+    n = m / (1 - b1^t) + alpha m_s;  u = n / (sqrt(v / (1 - b2^t)) + eps), or atan2(n, b sqrt(v_hat)) (times a);
+    u <- sign(g) |u| if grams;  u <- cautious mask of u if cautious;  theta <- (1 - lr wd) theta - lr u.
+    """
+    if orthogonal:
+        grad = orthograd(grad, param)
+    ema_(exp_avg, grad, beta1)
+    if exp_avg_slow is not None:
+        ema_(exp_avg_slow, grad, beta3)
+    ema_sq_(exp_avg_sq, grad, beta2)
+    numerator = exp_avg / (1 - beta1**step)
+    if exp_avg_slow is not None:
+        numerator.add_(exp_avg_slow, alpha=alpha)
+    root = (exp_avg_sq / (1 - beta2**step)).sqrt_()
+    if atan2:
+        update, scale = numerator.atan2_(root.mul_(b)), a
+    else:
+        update, scale = numerator.div_(root.add_(eps)), 1.0
+    if grams:
+        grams_(update, grad)
+    if cautious:
+        cautious_(update, grad)
+    apply_step_(param, update, lr=lr, scale=scale, weight_decay=weight_decay, stochastic_rounding=stochastic_rounding)
+
+
+class AdamWAdv(ZijOptimizer):
+    r"""AdamWAdv: AdamW with the published refinements of its update as composable flags.
+
+    Every flag is off by default, which gives AdamW. Each one changes one part of
+    the update and combines with the others: ``orthograd`` projects the gradient
+    away from the weights before the moments see it (OrthoGrad); ``alpha > 0`` adds
+    AdEMAMix's slow moving average $m^{s}$ to the numerator; ``atan2`` replaces the
+    division by $\sqrt{\hat v} + \epsilon$ with Adam-atan2's bounded, epsilon-free
+    form; ``grams`` keeps the update's magnitude but takes the gradient's sign; and
+    ``cautious`` masks coordinates whose update disagrees with the gradient
+    (C-AdamW's rescaling by $d / (\operatorname{nnz}(\phi) + 1)$). With
+    ``stochastic_rounding`` bfloat16 weights are updated in float32 and rounded
+    back stochastically. With a single flag on, the step equals the dedicated
+    class: ``cautious`` is CautiousAdamW, ``grams`` is Grams, ``atan2`` is
+    AdamAtan2, and ``alpha`` with ``betas[2]`` is AdEMAMix without its warmups.
+
+    $$
+    \begin{aligned}
+    \tilde g_t &= \begin{cases} g_t - \frac{\langle \theta_{t-1}, g_t\rangle}{\langle \theta_{t-1}, \theta_{t-1}\rangle}\theta_{t-1}, \text{ rescaled to } \|g_t\| & \text{orthograd} \\ g_t & \text{otherwise} \end{cases} \\
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\tilde g_t, \quad m^{s}_t = \beta_3 m^{s}_{t-1} + (1-\beta_3)\tilde g_t, \quad v_t = \beta_2 v_{t-1} + (1-\beta_2)\tilde g_t^{2} \\
+    n_t &= \frac{m_t}{1-\beta_1^{t}} + \alpha\, m^{s}_t, \qquad \hat v_t = \frac{v_t}{1-\beta_2^{t}} \\
+    u_t &= \begin{cases} a \operatorname{atan2}\bigl(n_t, b\sqrt{\hat v_t}\bigr) & \text{atan2} \\ n_t / \bigl(\sqrt{\hat v_t} + \epsilon\bigr) & \text{otherwise} \end{cases} \\
+    u_t &\leftarrow \operatorname{sign}(\tilde g_t) \odot |u_t| \quad \text{(grams)}, \qquad u_t \leftarrow \frac{d}{\operatorname{nnz}(\phi_t) + 1}\, \phi_t \odot u_t,\ \phi_t = \mathbf{1}[u_t \odot \tilde g_t > 0] \quad \text{(cautious)} \\
+    \theta_t &= (1 - \eta\lambda)\,\theta_{t-1} - \eta\, u_t
+    \end{aligned}
+    $$
+
+    $d$ is the number of entries of the tensor; the slow average is kept only when $\alpha > 0$.
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$.
+        betas: $(\beta_1, \beta_2)$, or $(\beta_1, \beta_2, \beta_3)$ with the slow average's decay (default 0.9999).
+        eps: $\epsilon$, added to the denominator (unused with ``atan2``).
+        weight_decay: decoupled weight decay $\lambda$.
+        alpha: weight $\alpha$ of AdEMAMix's slow average (0: off).
+        cautious: mask coordinates where the update opposes the gradient (Liang et al., 2024).
+        grams: take the gradient's sign with the update's magnitude (Cao et al., 2024).
+        orthograd: remove the gradient's component along the weights (Prieto et al., 2025).
+        atan2: Adam-atan2's direction $a \operatorname{atan2}(n, b\sqrt{\hat v})$ (Everett et al., 2024).
+        a: scale $a$ of the atan2 direction.
+        b: scale $b$ of the root inside atan2.
+        stochastic_rounding: round bfloat16 weights stochastically after the step (Zamirai et al., 2020).
+        maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.AdamWAdv(model.parameters(), lr=1e-3, weight_decay=0.01, cautious=True, orthograd=True)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Loshchilov and Hutter, "Decoupled Weight Decay Regularization", ICLR 2019. https://arxiv.org/abs/1711.05101
+        Liang et al., "Cautious Optimizers", arXiv 2024. https://arxiv.org/abs/2411.16085
+        Cao et al., "Grams: Gradient Descent with Adaptive Momentum Scaling", arXiv 2024. https://arxiv.org/abs/2412.17107
+        Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025. https://arxiv.org/abs/2501.04697
+        Everett et al., "Scaling Exponents Across Parameterizations and Optimizers", ICML 2024. https://arxiv.org/abs/2407.05872
+        Pagliardini et al., "The AdEMAMix Optimizer: Better, Faster, Older", ICLR 2025. https://arxiv.org/abs/2409.03033
+        Zamirai et al., "Revisiting BFloat16 Training", arXiv 2020. https://arxiv.org/abs/2010.06192
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
+                 alpha: float = 0.0, *, cautious: bool = False, grams: bool = False, orthograd: bool = False,
+                 atan2: bool = False, a: float = 1.27, b: float = 1.0, stochastic_rounding: bool = False,
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        betas = tuple(betas)
+        if len(betas) not in (2, 3):
+            raise ValueError(f"Invalid betas: {betas!r} (expected (beta1, beta2) or (beta1, beta2, beta3))")
+        defaults = hyperparameters(n_betas=None, lr=lr, betas=betas if len(betas) == 3 else (*betas, 0.9999),
+                                   eps=eps, weight_decay=weight_decay, alpha=alpha, cautious=bool(cautious),
+                                   grams=bool(grams), orthograd=bool(orthograd), atan2=bool(atan2), a=a, b=b,
+                                   stochastic_rounding=bool(stochastic_rounding), maximize=maximize, foreach=foreach,
+                                   state_dtype=state_dtype)
+        check_positive(a, "a")
+        check_positive(b, "b")
+        if not (isinstance(alpha, (int, float)) and alpha >= 0):
+            raise ValueError(f"Invalid alpha: {alpha!r} (expected a number >= 0)")
+        super().__init__(params, defaults)
+
+    def init_state(self, p, state, group):
+        super().init_state(p, state, group)
+        if group["alpha"] > 0:
+            state["exp_avg_slow"] = self.zeros_like(p, group)
+
+    def update(self, p, grad, state, group):
+        beta1, beta2, beta3 = group["betas"]
+        slow = state["exp_avg_slow"] if "exp_avg_slow" in state else None
+        adamw_adv_update(p, grad, state["exp_avg"], state["exp_avg_sq"], slow, step=state["step"], lr=group["lr"],
+                         beta1=beta1, beta2=beta2, beta3=beta3, alpha=group["alpha"], eps=group["eps"],
+                         weight_decay=group["weight_decay"], cautious=group["cautious"], grams=group["grams"],
+                         orthogonal=group["orthograd"], atan2=group["atan2"], a=group["a"], b=group["b"],
+                         stochastic_rounding=group["stochastic_rounding"])
+
+
+ORTHOGRAD_SKIPS = {check: "OrthoGrad removes the gradient's component along the weights, so it cannot shrink "
+                          "weights whose gradient points along them, as on this problem; it is meant for "
+                          "networks whose weights should not grow (Prieto et al., 2025)"
+                   for check in ("quadratic", "rosenbrock")}
+
+register(OptimizerEntry(
+    name="AdamWAdv",
+    cls=AdamWAdv,
+    canon_id="adamw-adv",
+    family="adam-family",
+    aliases=("AdamW_adv",),
+    recipe={"lr": 0.05, "weight_decay": 0.0},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    variants={
+        "cautious": {"cautious": True},
+        "grams": {"grams": True},
+        "orthograd": Variant({"orthograd": True}, skips=ORTHOGRAD_SKIPS),
+        "atan2": {"atan2": True},
+        "ademamix": {"alpha": 2.0, "betas": (0.9, 0.999, 0.99)},
+        "stochastic_rounding": {"stochastic_rounding": True},
+        "all": Variant({"cautious": True, "orthograd": True, "atan2": True, "alpha": 1.0, "stochastic_rounding": True},
+                       skips=ORTHOGRAD_SKIPS),
+    },
+    errors=invalid("lr", "eps", "weight_decay", betas=(1.0, 0.999)) + (
+        ErrorInput({"alpha": -1.0}, "alpha"),
+        ErrorInput({"a": 0.0}, "a"),
+        ErrorInput({"betas": (0.9, 0.999, 1.0)}, r"betas\[2\]"),
+    ),
+))

@@ -1,0 +1,1 @@
+"""Learning-rate-free and schedule-free optimizers."""

@@ -1,0 +1,1 @@
+"""Sharpness-aware wrappers: two gradient evaluations per step around any base optimizer."""

@@ -1,0 +1,74 @@
+"""AdamWAdv and LionAdv: each flag alone reproduces its dedicated class, and the flags do what they say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zij
+from _problem_helpers import mlp_params, train_mlp
+
+ENTRY = zij.get_entry("AdamWAdv")
+
+
+def trained(cls, steps=20, **kwargs):
+    params = mlp_params(ENTRY)
+    opt = cls(params, **kwargs)
+    train_mlp(ENTRY, opt, params, steps)
+    return params
+
+
+@pytest.mark.parametrize("cls,flags,dedicated,kwargs", [
+    (zij.AdamWAdv, {"cautious": True}, zij.CautiousAdamW, {"lr": 1e-2, "weight_decay": 0.1}),
+    (zij.AdamWAdv, {"grams": True}, zij.Grams, {"lr": 1e-2, "weight_decay": 0.1, "eps": 1e-6}),
+    (zij.AdamWAdv, {"atan2": True}, zij.AdamAtan2, {"lr": 1e-2, "weight_decay": 0.1}),
+    (zij.LionAdv, {"cautious": True}, zij.CautiousLion, {"lr": 1e-3, "weight_decay": 0.1}),
+    (zij.LionAdv, {}, zij.Lion, {"lr": 1e-3, "weight_decay": 0.1}),
+], ids=["cautious=CautiousAdamW", "grams=Grams", "atan2=AdamAtan2", "cautious=CautiousLion", "none=Lion"])
+def test_flag_equals_dedicated_class_bitwise(cls, flags, dedicated, kwargs):
+    for a, b in zip(trained(cls, **flags, **kwargs), trained(dedicated, **kwargs)):
+        assert torch.equal(a, b)
+
+
+def test_no_flags_is_adamw_and_alpha_is_ademamix():
+    """Equal up to rounding: these classes order the final division and addition differently."""
+    kwargs = {"lr": 1e-2, "weight_decay": 0.1}
+    for a, b in zip(trained(zij.AdamWAdv, **kwargs), trained(torch.optim.AdamW, **kwargs)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    mix = {**kwargs, "alpha": 2.0, "betas": (0.9, 0.999, 0.99)}
+    for a, b in zip(trained(zij.AdamWAdv, **mix), trained(zij.AdEMAMix, **mix)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_orthograd_first_step_is_orthogonal_to_the_weights():
+    """At step 1 with cautious off, Adam's update is sign(g~) and g~ is orthogonal to theta; the step
+    with orthograd therefore differs from the plain one and its gradient has no weight component."""
+    w = torch.tensor([3.0, 4.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = zij.AdamWAdv([w], lr=0.1, weight_decay=0.0, orthograd=True)
+    w.grad = torch.tensor([3.0, 4.0, 1.0], dtype=torch.float64)  # along w except the last coordinate
+    opt.step()
+    # g~ = (0, 0, 1) rescaled to |g| = sqrt(26): only the last coordinate moves, by lr * sign = 0.1
+    torch.testing.assert_close(w.detach(), torch.tensor([3.0, 4.0, -0.1], dtype=torch.float64), rtol=0, atol=1e-7)
+
+
+def test_stochastic_rounding_keeps_small_updates_of_bf16_weights():
+    """A step of 1e-4 on bfloat16 weights of 1.0 (spacing 2^-7) is lost by plain rounding and kept on average by SR."""
+    torch.manual_seed(0)
+    moved = {}
+    for flag in (False, True):
+        w = torch.ones(20_000, dtype=torch.bfloat16, requires_grad=True)
+        opt = zij.LionAdv([w], lr=1e-4, stochastic_rounding=flag)
+        for _ in range(10):
+            w.grad = torch.ones_like(w)
+            opt.step()
+        moved[flag] = 1.0 - w.float().mean().item()
+    assert moved[False] == 0.0
+    assert moved[True] == pytest.approx(10 * 1e-4, rel=0.1)
+
+
+def test_flags_are_checked():
+    p = [torch.ones(2, requires_grad=True)]
+    with pytest.raises(ValueError, match="betas"):
+        zij.AdamWAdv(p, betas=(0.9,))
+    with pytest.raises(ValueError, match="alpha"):
+        zij.AdamWAdv(p, alpha=-0.5)

@@ -1,0 +1,22 @@
+"""``make bench`` machinery: both parameter sets measured and written (figures are the bench's, not asserted)."""
+
+import json
+
+from zij import _bench
+
+
+def test_bench_writes_both_sets(tmp_path):
+    assert _bench.main(["--repeats", "1", "--rounds", "1", "--only", "lion", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["baseline"] == "torch.optim.AdamW(foreach=True)" and set(result["sets"]) == {"large", "small"}
+    (row,) = result["rows"]
+    assert row["name"] == "Lion"
+    for name in ("large", "small"):
+        assert row[name]["ratio"] > 0 and row[name]["state_bytes_per_param"] == 4.0  # one float32 moment
+    assert "| Lion |" in (tmp_path / "results.md").read_text()
+
+
+def test_bench_covers_zij_elementwise_classes_only():
+    names = {e.name for e in _bench.benchmarked()}
+    assert {"Lion", "AdamWAdv", "CautiousAdamW"} <= names
+    assert "AdamW" not in names and "Lookahead" not in names

@@ -8,6 +8,7 @@ import shutil
 import yaml
 
 from _helpers import CANON, FIXTURES, small_canon
+from zij_canon import load
 from zij_canon.cli import main
 
 
@@ -59,6 +60,14 @@ def test_stats(capsys):
     assert main(["stats", "--canon", str(CANON)]) == 0
     out = capsys.readouterr().out
     assert "first-order" in out and "rule sources:" in out
+    import re
+
+    whole = re.search(r"whole rules \(paper, code or implementation\): (\d+) of (\d+)", out)
+    licensed = re.search(r"checked license .*?: (\d+) of (\d+)", out)
+    canon = load(CANON)
+    assert int(whole.group(2)) == len(canon.records)
+    assert int(whole.group(1)) == sum(r.update_rule.rule_source != "sketch" for r in canon.records)
+    assert int(licensed.group(2)) == sum(len(r.code) for r in canon.records) >= int(licensed.group(1))
 
 
 def test_check_math_names_the_file(tmp_path, capsys):

@@ -62,7 +62,14 @@ def cmd_stats(args) -> int:
     for cat in canon.ordered_categories():
         print(f"  {cat.id:<20} {len(canon.in_category(cat.id)):>4}")
     sources = Counter(r.update_rule.rule_source for r in records)
-    print("rule sources: " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())))
+    print("rule sources: " + ", ".join(f"{k} {v} ({100 * v / len(records):.0f}%)" for k, v in sorted(sources.items())))
+    transcribed = sum(v for k, v in sources.items() if k != "sketch")
+    print(f"whole rules (paper, code or implementation): {transcribed} of {len(records)} "
+          f"({100 * transcribed / max(len(records), 1):.0f}%)")
+    links = [(r, c) for r in records for c in r.code]
+    checked = [c for r, c in links if c.license != "NOASSERTION" or "no license file" in (r.notes or "").lower()]
+    print(f"code links with a checked license (SPDX, or NOASSERTION with 'no license file' in the notes): "
+          f"{len(checked)} of {len(links)} ({100 * len(checked) / max(len(links), 1):.0f}%)")
     print(f"implemented in zij: {sum(r.zij_class is not None for r in records)}")
     print(f"with code links: {sum(bool(r.code) for r in records)}")
     return 0

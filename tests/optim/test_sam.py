@@ -76,3 +76,21 @@ def test_schedulers_reach_the_base_and_errors_are_clear():
         opt.load_state_dict(torch.optim.SGD([w], lr=0.1).state_dict())
     with pytest.raises(ValueError, match="rho"):
         zij.SAM(torch.optim.SGD([w], lr=0.1), rho=-1.0)
+
+
+def test_asam_normalizing_nothing_is_sam_and_a_subset_is_mixed():
+    a, b = (torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True) for _ in range(2))
+    zij.ASAM(torch.optim.SGD([a], lr=0.1), rho=0.5, eta=0.0, normalize=[]).step(half_square(a))
+    zij.SAM(torch.optim.SGD([b], lr=0.1), rho=0.5).step(half_square(b))
+    torch.testing.assert_close(a, b, rtol=1e-15, atol=0)
+    w = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor([0.0], dtype=torch.float64, requires_grad=True)
+    opt = zij.ASAM(torch.optim.SGD([w, bias], lr=0.1), rho=0.5, eta=0.0, normalize=[w])
+    assert opt.normalized == [0]
+    w.grad, bias.grad = w.detach().clone(), torch.tensor([2.0], dtype=torch.float64)
+    opt.first_step()
+    # T g = (9, 16) for w and g = 2 for the bias: norm sqrt(81 + 256 + 4)
+    scale = 0.5 / math.sqrt(341)
+    torch.testing.assert_close(w.detach() - torch.tensor([3.0, 4.0], dtype=torch.float64),
+                               torch.tensor([27.0, 64.0], dtype=torch.float64) * scale)
+    torch.testing.assert_close(bias.detach(), torch.tensor([2.0], dtype=torch.float64) * scale)

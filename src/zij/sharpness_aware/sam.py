@@ -9,17 +9,18 @@ from .._base import check_nonnegative
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
 
 
-def sam_perturbation(params: list[torch.Tensor], grads: list[torch.Tensor], *, rho: float, adaptive: bool,
+def sam_perturbation(params: list[torch.Tensor], grads: list[torch.Tensor], *, rho: float, adaptive: list[bool],
                      eta: float, eps: float) -> list[torch.Tensor]:
     """The perturbations e of all parameters together (one global norm).
 
-    SAM: e = rho g / ||g||.  ASAM: T = |theta| + eta (elementwise), e = rho T^2 g / ||T g||.
-    The norm is over every parameter of every group; ``eps`` guards a zero gradient.
+    SAM: e = rho g / (||g|| + eps).  ASAM: T = |theta| + eta (elementwise) on the tensors flagged in
+    ``adaptive`` and T = 1 on the others, e = rho T^2 g / (||T g|| + eps). The norm is over every
+    parameter of every group; ``eps`` guards a zero gradient.
     """
-    scaled = [g * (p.abs() + eta) if adaptive else g for p, g in zip(params, grads)]
+    scaled = [g * (p.abs() + eta) if a else g for p, g, a in zip(params, grads, adaptive)]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(s) for s in scaled]))
     scale = rho / (norm + eps)
-    return [s * (p.abs() + eta) * scale if adaptive else s * scale for p, s in zip(params, scaled)]
+    return [s * (p.abs() + eta) * scale if a else s * scale for p, s, a in zip(params, scaled, adaptive)]
 
 
 class SAM(Optimizer):
@@ -70,6 +71,8 @@ class SAM(Optimizer):
     """
 
     adaptive = False
+    #: Indices (in group order) of the parameters the adaptive operator normalizes; None: all.
+    normalized = None
 
     def __init__(self, optimizer: Optimizer, rho: float = 0.05, eps: float = 1e-12, *, eta: float = 0.0):
         if not isinstance(optimizer, Optimizer):
@@ -84,18 +87,25 @@ class SAM(Optimizer):
 
     def __getstate__(self):
         return {**super().__getstate__(), "optimizer": self.optimizer, "rho": self.rho, "eps": self.eps,
-                "eta": self.eta}
+                "eta": self.eta, "normalized": self.normalized}
 
-    def _with_grads(self) -> list[torch.Tensor]:
-        return [p for g in self.param_groups for p in g["params"] if p.grad is not None]
+    def _all_params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def _with_grads(self) -> tuple[list[torch.Tensor], list[bool]]:
+        """Parameters with gradients, and whether the adaptive operator normalizes each."""
+        chosen = None if self.normalized is None else set(self.normalized)
+        pairs = [(p, self.adaptive and (chosen is None or i in chosen))
+                 for i, p in enumerate(self._all_params()) if p.grad is not None]
+        return [p for p, _ in pairs], [a for _, a in pairs]
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move the weights to the perturbed point, from the gradients now in ``.grad``."""
-        params = self._with_grads()
+        params, adaptive = self._with_grads()
         if any(p.grad.is_sparse for p in params):
             raise RuntimeError("SAM does not support sparse gradients")
-        perturbations = sam_perturbation(params, [p.grad for p in params], rho=self.rho, adaptive=self.adaptive,
+        perturbations = sam_perturbation(params, [p.grad for p in params], rho=self.rho, adaptive=adaptive,
                                          eta=self.eta, eps=self.eps) if params else []
         for p, e in zip(params, perturbations):
             p.add_(e)
@@ -132,7 +142,8 @@ class SAM(Optimizer):
 
     def state_dict(self):
         """The base optimizer's state (SAM keeps nothing between steps but its settings)."""
-        return {"inner": self.optimizer.state_dict(), "rho": self.rho, "eps": self.eps, "eta": self.eta}
+        return {"inner": self.optimizer.state_dict(), "rho": self.rho, "eps": self.eps, "eta": self.eta,
+                "normalized": self.normalized}
 
     def load_state_dict(self, state_dict):
         for key in ("inner", "rho", "eps", "eta"):
@@ -140,6 +151,7 @@ class SAM(Optimizer):
                 raise KeyError(f"{type(self).__name__} state_dict has no {key!r}: was it saved by another optimizer?")
         self.optimizer.load_state_dict(state_dict["inner"])
         self.rho, self.eps, self.eta = state_dict["rho"], state_dict["eps"], state_dict["eta"]
+        self.normalized = state_dict.get("normalized")
         self.param_groups = self.optimizer.param_groups
 
 
@@ -153,20 +165,25 @@ class ASAM(SAM):
 
     $$
     \begin{aligned}
-    g_t &= \nabla L_{\mathcal{B}}(\theta_{t-1}), \qquad T_{t} = \operatorname{diag}\big(\lvert \theta_{t-1}\rvert + \eta_0\big) \\
-    \hat e_t &= \rho\, \frac{T_{t}^{2}\, g_t}{\lVert T_{t}\, g_t\rVert_2} \\
-    \theta_t &= \theta_{t-1} - \eta\, \nabla L_{\mathcal{B}}(\theta)\big\rvert_{\theta = \theta_{t-1} + \hat e_t}
+    g_t &= \nabla L_{\mathcal{B}}(\theta_{t-1}) \\
+    T_t &= \operatorname{diag}\big(\lvert \theta_{t-1}\rvert + \eta_0\big) \ \text{(normalized tensors)}, \qquad T_t = I \ \text{(the others)} \\
+    \hat e_t &= \rho\, \frac{T_t^{2}\, g_t}{\lVert T_t\, g_t\rVert_2 + \epsilon} \\
+    \tilde g_t &= \nabla L_{\mathcal{B}}(\theta)\big\rvert_{\theta = \theta_{t-1} + \hat e_t} \\
+    \theta_t &= \operatorname{BaseStep}\big(\theta_{t-1},\ \tilde g_t\big)
     \end{aligned}
     $$
 
-    The operator is applied to every parameter, biases included (the official code
-    leaves biases with the identity).
+    By default every tensor is normalized; ``normalize`` names the ones to normalize
+    instead (the official code normalizes the parameters whose name contains
+    ``weight``: pass ``[p for n, p in model.named_parameters() if "weight" in n]``).
+    The final step is the base optimizer's (``BaseStep``).
 
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
         rho: neighbourhood radius $\rho$ in normalized units (the paper uses about 10 times SAM's).
         eps: added to the norm so that a zero gradient gives no perturbation.
         eta: $\eta_0$, keeps the operator away from zero for zero weights.
+        normalize: the parameters $T_t$ normalizes (default: all); the others get $T_t = I$.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -186,8 +203,12 @@ class ASAM(SAM):
 
     adaptive = True
 
-    def __init__(self, optimizer: Optimizer, rho: float = 0.5, eps: float = 1e-12, *, eta: float = 0.01):
+    def __init__(self, optimizer: Optimizer, rho: float = 0.5, eps: float = 1e-12, *, eta: float = 0.01,
+                 normalize=None):
         super().__init__(optimizer, rho=rho, eps=eps, eta=eta)
+        if normalize is not None:
+            chosen = {id(p) for p in normalize}
+            self.normalized = [i for i, p in enumerate(self._all_params()) if id(p) in chosen]
 
 
 _SAM_COMMON = dict(
@@ -196,8 +217,8 @@ _SAM_COMMON = dict(
     errors=(ErrorInput({"rho": -0.1}, "rho"), ErrorInput({"eps": -1.0}, "eps")),
     capabilities=Capabilities(needs_closure=True, elementwise=False),
     skips={"param_groups": "the perturbation's norm is taken over all groups together, so one SAM over two "
-                           "groups is not two SAMs over one group each (the groups' own settings are checked "
-                           "in test_sam.py)"},
+                           "groups is not two SAMs over one group each; the groups are the base optimizer's, "
+                           "which test_sam.py checks through a scheduler"},
 )
 register(OptimizerEntry(
     name="SAM", cls=SAM, canon_id="sam", **_SAM_COMMON,

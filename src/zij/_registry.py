@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: Packages whose modules register optimizers, imported on first use of the registry.
-PACKAGES = ("zij.torch_builtin", "zij.first_order", "zij.learning_rate_free", "zij.sharpness_aware")
+PACKAGES = ("zij.torch_builtin", "zij.first_order", "zij.learning_rate_free", "zij.memory_efficient", "zij.second_order",
+            "zij.sharpness_aware")
 
 
 @dataclass(frozen=True)

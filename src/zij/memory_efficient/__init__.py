@@ -1,0 +1,1 @@
+"""Memory-efficient optimizers: factored, quantized, low-rank and fused states."""

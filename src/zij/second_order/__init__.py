@@ -1,0 +1,1 @@
+"""Second-order and orthogonalized optimizers: curvature preconditioners and orthogonalized updates."""

@@ -164,8 +164,29 @@ class TensorList:
     def __truediv__(self, other: Any) -> TensorList:
         return TensorList(torch._foreach_div(self.tensors, _arg(other)))
 
+    def __rsub__(self, other: Any) -> TensorList:
+        return self.map(torch.Tensor.__rsub__, other)
+
+    def __rtruediv__(self, other: Any) -> TensorList:
+        return self.map(torch.Tensor.__rtruediv__, other)
+
     __radd__ = __add__
     __rmul__ = __mul__
+
+    def div(self, other: Any) -> TensorList:
+        return self / other
+
+    def mul(self, other: Any) -> TensorList:
+        return self * other
+
+    def pow(self, exponent: Any) -> TensorList:
+        return TensorList(torch._foreach_pow(self.tensors, _arg(exponent)))
+
+    def addcdiv(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        return TensorList(torch._foreach_addcdiv(self.tensors, _arg(a), _arg(b), _arg(value)))
+
+    def clamp_min(self, value: Any) -> TensorList:
+        return TensorList(torch._foreach_clamp_min(self.tensors, _arg(value)))
 
     def __neg__(self) -> TensorList:
         return TensorList(torch._foreach_neg(self.tensors))

@@ -60,6 +60,15 @@ def minimum_(x: Many, other: Many) -> Many:
     return torch.minimum(x, other, out=x)
 
 
+def zeros_to_inf_(x: Many) -> Many:
+    """Replace exact zeros by +inf in place (a denominator that must not divide where nothing accumulated)."""
+    if isinstance(x, TensorList):
+        for t in x:
+            zeros_to_inf_(t)
+        return x
+    return x.masked_fill_(x == 0, float("inf"))
+
+
 # --- decay ---------------------------------------------------------------------------
 def decoupled_decay_(param: Many, lr: float, weight_decay: float) -> Many:
     r"""Decoupled weight decay in place (Loshchilov and Hutter): $\theta \leftarrow (1 - \eta\lambda)\,\theta$."""
@@ -151,8 +160,10 @@ def newton_schulz(g: torch.Tensor, steps: int = 5, *, coefficients: tuple[float,
     return x.to(g.dtype)
 
 
-def trust_ratio(param: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+def trust_ratio(param: Many, update: Many) -> Many:
     r"""Layer-wise trust ratio $\|\theta\| / \|u\|$ (LARS, LAMB), or 1 where either norm is zero (0-dim tensor)."""
+    if isinstance(param, TensorList):
+        return param.map(trust_ratio, update)
     weight_norm = torch.linalg.vector_norm(param)
     update_norm = torch.linalg.vector_norm(update)
     return torch.where((weight_norm > 0) & (update_norm > 0), weight_norm / update_norm, torch.ones_like(weight_norm))
@@ -191,7 +202,7 @@ def stochastic_round_(target: torch.Tensor, source: torch.Tensor, generator: tor
 
 __all__ = [
     "Many", "ema_", "ema_sq_", "bias_correction", "debiased_beta", "adam_direction", "decoupled_decay_",
-    "l2_into_grad", "sign_direction", "atan2_direction", "minimum_", "cautious_", "grams_", "orthograd",
+    "l2_into_grad", "sign_direction", "atan2_direction", "minimum_", "zeros_to_inf_", "cautious_", "grams_", "orthograd",
     "MUON_COEFFICIENTS", "newton_schulz", "trust_ratio", "factored_ema_", "factored_reconstruct",
     "stochastic_round_",
 ]

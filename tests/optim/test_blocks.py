@@ -186,3 +186,28 @@ def test_tensorlist_methods_equal_tensor_methods():
     assert [n.item() for n in many.norm()] == pytest.approx([torch.linalg.vector_norm(t).item() for t in x])
     assert [s.item() for s in many.sum()] == [t.sum().item() for t in x]
     assert many.numel() == [t.numel() for t in x] and len(many) == len(x)
+
+
+def test_zeros_to_inf_and_trust_ratio_on_lists():
+    x = torch.tensor([0.0, 2.0])
+    assert blocks.zeros_to_inf_(x).tolist() == [float("inf"), 2.0]
+    many = TensorList([torch.tensor([0.0]), torch.tensor([3.0, 0.0])])
+    blocks.zeros_to_inf_(many)
+    assert many[0].tolist() == [float("inf")] and many[1].tolist() == [3.0, float("inf")]
+    params, updates = tensors(10), tensors(11)
+    ratios = blocks.trust_ratio(TensorList(params), TensorList(updates))
+    assert [r.item() for r in ratios] == [blocks.trust_ratio(p, u).item() for p, u in zip(params, updates)]
+
+
+def test_tensorlist_reflected_and_reduction_ops_equal_tensor_ops():
+    x, y = tensors(12, positive=True), tensors(13, positive=True)
+    ops = [
+        lambda a, b: 1 - a * 0.5,
+        lambda a, b: 2.0 / a,
+        lambda a, b: a.div(b).mul(b).pow(1 / 3).clamp_min(0.5),
+        lambda a, b: a.addcdiv(a, b, value=-1),
+        lambda a, b: a / (b.square().sum().sqrt() + 1e-8),
+    ]
+    for op in ops:
+        loop, together, _, _ = _apply_both(op, x, y)
+        assert all(torch.equal(p, q) for p, q in zip(loop, together))

@@ -6,7 +6,7 @@ import torch
 
 from .._base import TwoMomentOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import ema_, ema_sq_
+from ..blocks import ema_, ema_sq_, trust_ratio
 
 
 def lamb_update(
@@ -35,11 +35,7 @@ def lamb_update(
     update = m_hat.div_(v_hat.sqrt_().add_(eps))
     if weight_decay != 0:
         update.add_(param, alpha=weight_decay)
-    weight_norm = torch.linalg.vector_norm(param)
-    update_norm = torch.linalg.vector_norm(update)
-    trust_ratio = torch.where((weight_norm > 0) & (update_norm > 0), weight_norm / update_norm,
-                              torch.ones_like(weight_norm))
-    param.sub_(update.mul_(trust_ratio * lr))
+    param.sub_(update.mul_(trust_ratio(param, update) * lr))
 
 
 class LAMB(TwoMomentOptimizer):
@@ -71,6 +67,7 @@ class LAMB(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{\hat v_t}$.
         weight_decay: decoupled weight decay $\lambda$, added to the direction before the trust ratio.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -86,12 +83,13 @@ class LAMB(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(lamb_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, state_dtype=state_dtype))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(

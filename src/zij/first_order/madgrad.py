@@ -8,7 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import ema_
+from ..blocks import ema_, zeros_to_inf_
 
 
 def madgrad_update(
@@ -36,7 +36,7 @@ def madgrad_update(
     grad_sum.add_(grad, alpha=weight)
     denominator = grad_sq_sum.pow(1 / 3).add_(eps)
     if eps == 0:  # coordinates that never had a gradient stay at theta_0
-        denominator.masked_fill_(denominator == 0, math.inf)
+        zeros_to_inf_(denominator)
     dual_point = initial.addcdiv(grad_sum, denominator, value=-1)
     ema_(param, dual_point, momentum)
 class MADGRAD(ZijOptimizer):
@@ -67,6 +67,7 @@ class MADGRAD(ZijOptimizer):
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         eps: $\epsilon$, added to the cube root; with 0, coordinates whose squared sum is 0 stay at $\theta_0$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -82,11 +83,12 @@ class MADGRAD(ZijOptimizer):
     """
 
     state_names = ("grad_sum", "grad_sq_sum")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.9, weight_decay: float = 0.0, eps: float = 1e-6,
-                 *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps,
-                                                 maximize=maximize, state_dtype=state_dtype))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)

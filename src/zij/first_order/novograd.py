@@ -63,6 +63,7 @@ class NovoGrad(ZijOptimizer):
         eps: $\epsilon$, added to $\sqrt{v_t}$.
         weight_decay: weight decay $\lambda$, added to the normalized gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -78,11 +79,12 @@ class NovoGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.95, 0.98), eps: float = 1e-8, weight_decay: float = 0.0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, state_dtype=state_dtype))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)

@@ -69,6 +69,7 @@ class StableAdamW(TwoMomentOptimizer):
         eps: $\epsilon$, added to $\sqrt{v_t}$; $\epsilon^2$ floors $v_t$ in $\rho_t$.
         weight_decay: decoupled weight decay $\lambda$, scaled by the clipped $\eta_t$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -83,12 +84,13 @@ class StableAdamW(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
     rule = staticmethod(stableadamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.99), eps: float = 1e-6, weight_decay: float = 1e-2, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, state_dtype=state_dtype))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
 
 register(OptimizerEntry(

@@ -69,6 +69,20 @@ def zeros_to_inf_(x: Many) -> Many:
     return x.masked_fill_(x == 0, float("inf"))
 
 
+def per_tensor(fn, *xs):
+    """``fn`` on each tensor of TensorLists, or once on plain tensors.
+
+    For a rule's per-tensor part (a norm, a projection, a test on the tensor's shape) inside an
+    otherwise multi-tensor step. With TensorLists the results come back as a TensorList when
+    they are tensors and as a list otherwise (per-tensor numbers, which foreach kernels accept
+    as scalar lists).
+    """
+    if not isinstance(xs[0], TensorList):
+        return fn(*xs)
+    out = [fn(*args) for args in zip(*xs)]
+    return TensorList(out) if out and isinstance(out[0], torch.Tensor) else out
+
+
 # --- decay ---------------------------------------------------------------------------
 def decoupled_decay_(param: Many, lr: float, weight_decay: float) -> Many:
     r"""Decoupled weight decay in place (Loshchilov and Hutter): $\theta \leftarrow (1 - \eta\lambda)\,\theta$."""
@@ -202,7 +216,7 @@ def stochastic_round_(target: torch.Tensor, source: torch.Tensor, generator: tor
 
 __all__ = [
     "Many", "ema_", "ema_sq_", "bias_correction", "debiased_beta", "adam_direction", "decoupled_decay_",
-    "l2_into_grad", "sign_direction", "atan2_direction", "minimum_", "zeros_to_inf_", "cautious_", "grams_", "orthograd",
+    "l2_into_grad", "sign_direction", "atan2_direction", "minimum_", "zeros_to_inf_", "per_tensor", "cautious_", "grams_", "orthograd",
     "MUON_COEFFICIENTS", "newton_schulz", "trust_ratio", "factored_ema_", "factored_reconstruct",
     "stochastic_round_",
 ]

@@ -8,7 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import ema_, ema_sq_
+from ..blocks import ema_, ema_sq_, per_tensor
 
 
 def _abs_cosine(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -65,8 +65,9 @@ def adamp_update(
     momentum = exp_avg * beta1 + grad * (1 - beta1) if nesterov else exp_avg
     denom = (exp_avg_sq / bias_correction2).sqrt_().add_(eps)
     update = momentum / denom / bias_correction1
-    ratio = wd_ratio if project_scale_invariant(param, grad, update, delta=delta) else 1.0
-    param.mul_(1 - lr * weight_decay * ratio)
+    decay = per_tensor(lambda p, g, u: 1 - lr * weight_decay * (wd_ratio if project_scale_invariant(p, g, u, delta=delta)
+                                                                else 1.0), param, grad, update)
+    param.mul_(decay)
     param.add_(update, alpha=-lr)
 
 
@@ -111,6 +112,7 @@ class AdamP(ZijOptimizer):
         wd_ratio: weight-decay ratio $\rho \in [0, 1]$ used where the projection applies.
         nesterov: use Nesterov momentum ($\tilde m_t$ above).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -125,11 +127,12 @@ class AdamP(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, delta=delta,
-                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, state_dtype=state_dtype)
+                                   wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)
         super().__init__(params, defaults)

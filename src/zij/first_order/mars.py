@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import decoupled_decay_, ema_, ema_sq_
+from ..blocks import decoupled_decay_, ema_, ema_sq_, per_tensor
 
 
 def mars_update(
@@ -31,7 +31,7 @@ def mars_update(
     theta <- theta - lr * ((m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) + wd * theta).
     """
     correction = (grad - last_grad).mul_(gamma * beta1 / (1 - beta1)).add_(grad)
-    correction.div_(torch.linalg.vector_norm(correction).clamp(min=1.0))
+    correction.div_(per_tensor(lambda c: torch.linalg.vector_norm(c).clamp(min=1.0), correction))
     ema_(exp_avg, correction, beta1)
     ema_sq_(exp_avg_sq, correction, beta2)
     denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(eps)
@@ -76,6 +76,7 @@ class MARS(ZijOptimizer):
         eps: $\epsilon$, added to the denominator.
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -90,11 +91,12 @@ class MARS(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "last_grad")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.99), gamma: float = 0.025, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay,
-                                   maximize=maximize, state_dtype=state_dtype)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(gamma, "gamma")
         super().__init__(params, defaults)
 

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import per_tensor
 from .adamp import project_scale_invariant
 
 
@@ -30,8 +31,9 @@ def sgdp_update(
     """
     momentum_buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
     update = grad + momentum_buffer * momentum if nesterov else momentum_buffer.clone()
-    ratio = wd_ratio if project_scale_invariant(param, grad, update, delta=delta) else 1.0
-    param.mul_(1 - lr * weight_decay * ratio / (1 - momentum))
+    decay = per_tensor(lambda p, g, u: 1 - lr * weight_decay * (wd_ratio if project_scale_invariant(p, g, u, delta=delta)
+                                                                else 1.0) / (1 - momentum), param, grad, update)
+    param.mul_(decay)
     param.add_(update, alpha=-lr)
 
 
@@ -77,6 +79,7 @@ class SGDP(ZijOptimizer):
         wd_ratio: weight-decay ratio $\rho \in [0, 1]$ used where the projection applies.
         nesterov: use Nesterov momentum.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -91,12 +94,13 @@ class SGDP(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0,
                  weight_decay: float = 0.0, delta: float = 0.1, wd_ratio: float = 0.1, nesterov: bool = False, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                   delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, state_dtype=state_dtype)
+                                   delta=delta, wd_ratio=wd_ratio, nesterov=bool(nesterov), maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(dampening, "dampening", closed=True)
         check_nonnegative(delta, "delta")
         check_unit(wd_ratio, "wd_ratio", closed=True)

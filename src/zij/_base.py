@@ -100,7 +100,7 @@ class StateView:
     def __getitem__(self, name: str):
         first = self.states[0][name]
         if isinstance(first, torch.Tensor):
-            return TensorList(s[name] for s in self.states)
+            return TensorList([s[name] for s in self.states])
         return first
 
     def __contains__(self, name: str) -> bool:
@@ -203,7 +203,7 @@ class ZijOptimizer(Optimizer):
         for i, (p, state) in enumerate(zip(params, states)):
             buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
         for index in buckets.values():
-            self.update(TensorList(params[i] for i in index), TensorList(grads[i] for i in index),
+            self.update(TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
                         StateView([states[i] for i in index]), group)
 
     def _gather(self, group: dict):

@@ -50,11 +50,11 @@ class TensorList:
 
     def map(self, fn: Callable[..., torch.Tensor], *others: Any) -> TensorList:
         """``fn`` applied tensor by tensor, with the matching element of each operand."""
-        return TensorList(fn(t, *(_per(o, i) for o in others)) for i, t in enumerate(self.tensors))
+        return TensorList([fn(t, *[_per(o, i) for o in others]) for i, t in enumerate(self.tensors)])
 
     def _loop_(self, name: str, *others: Any, **kwargs: Any) -> TensorList:
         for i, t in enumerate(self.tensors):
-            getattr(t, name)(*(_per(o, i) for o in others), **kwargs)
+            getattr(t, name)(*[_per(o, i) for o in others], **kwargs)
         return self
 
     # --- in place -------------------------------------------------------------------
@@ -207,7 +207,7 @@ class TensorList:
         return TensorList(torch._foreach_pow(self.tensors, 2))
 
     def to(self, *args: Any, **kwargs: Any) -> TensorList:
-        return TensorList(t.to(*args, **kwargs) for t in self.tensors)
+        return TensorList([t.to(*args, **kwargs) for t in self.tensors])
 
     # --- per-tensor reductions (a TensorList of 0-dim tensors) ---------------------------
     def norm(self) -> TensorList:

@@ -79,7 +79,9 @@ def per_tensor(fn, *xs):
     """
     if not isinstance(xs[0], TensorList):
         return fn(*xs)
-    out = [fn(*args) for args in zip(*xs)]
+    out = []
+    for i in range(len(xs[0])):
+        out.append(fn(*[x[i] for x in xs]))
     return TensorList(out) if out and isinstance(out[0], torch.Tensor) else out
 
 

@@ -29,11 +29,12 @@ def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",
 
 
 def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True,
-               api: bool | None = None):
+               api: bool | None = None, cache_dir: Path | None = None):
     """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess.
 
     The API reference (which needs every registered optimizer's record) is on for the real
-    Canon and off for the small test canons, unless ``api`` says otherwise.
+    Canon and off for the small test canons, unless ``api`` says otherwise. The build cache
+    is the project's (``build/.cache``) unless ``cache_dir`` names another folder.
     """
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     with_api = (canon == CANON) if api is None else api
@@ -51,7 +52,7 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
         if isinstance(plugin, dict) and "zij-canon" in plugin:
             plugin["zij-canon"]["canon_dir"] = str(canon)
             plugin["zij-canon"]["api"] = with_api
-            plugin["zij-canon"]["cache_dir"] = str(ROOT / "build" / ".cache")
+            plugin["zij-canon"]["cache_dir"] = str(cache_dir or ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
     if not with_api:
         config["nav"] = [item for item in config["nav"] if not {"API reference", "Using the package"} & set(item)]

@@ -2,12 +2,15 @@
 
 * the record cache (``build/.cache/records-*.pickle``): a corrupt file is
   rebuilt, a stale entry is never used, unused entries are pruned;
+* the KaTeX render cache (``katex-<version>.json``) and the registry catalog cache
+  (``catalog-<sources>.json``): the same, and files of other versions are removed;
 * the search tokenizer for generated pages: the same sections as Material's;
 * the per-folder site nav of generated pages: the same HTML as rendering it per page.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 from pathlib import Path
@@ -38,9 +41,9 @@ def count_parses(monkeypatch) -> list[Path]:
     parsed: list[Path] = []
     real = canon_module.load_yaml
 
-    def spy(path, display):
+    def spy(path, display, *args):
         parsed.append(path)
-        return real(path, display)
+        return real(path, display, *args)
 
     monkeypatch.setattr(canon_module, "load_yaml", spy)
     return parsed
@@ -226,3 +229,105 @@ def test_shared_nav_renders_what_each_page_would(tmp_path):
     plain = build_site(tmp_path, canon_dir, tmp_path / "plain", docs_dir=docs, api=False)
     assert plain.returncode == 0, plain.stderr
     assert site_files(tmp_path / "shared") == site_files(tmp_path / "plain")
+
+
+# -- KaTeX render cache ------------------------------------------------------------
+def katex_cache(cache: Path) -> Path:
+    (path,) = cache.glob("katex-*.json")
+    return path
+
+
+def math_keys(canon) -> set[str]:
+    from zij_canon.math import record_math
+
+    return {f"{int(item.display)}{item.latex}" for item in record_math(canon)}
+
+
+def test_katex_cache_is_used_and_pruned(tmp_path, monkeypatch):
+    """Renders are reused while their math is unchanged; math no record holds any more leaves the cache."""
+    from zij_canon import math as math_module
+
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    katex = find_katex(ROOT)
+    full = load(canon_dir)
+    html, problems = render_canon_math(full, katex, cache)
+    assert problems == [] and set(json.loads(katex_cache(cache).read_text())) == math_keys(full)
+    rendered = []
+    real = math_module.katex_render
+    monkeypatch.setattr(math_module, "katex_render", lambda items, d=None: rendered.append(items) or real(items, d))
+    assert render_canon_math(full, katex, cache)[0] == html and rendered == [], "rendered again although cached"
+    (canon_dir / "first-order" / "sgd.yaml").unlink()
+    fewer = load(canon_dir)
+    render_canon_math(fewer, katex, cache)
+    assert rendered == []
+    assert set(json.loads(katex_cache(cache).read_text())) == math_keys(fewer) < math_keys(full), "unused renders are kept"
+
+
+@pytest.mark.parametrize("garbage", [
+    b"", b"{not json", b"[1, 2]", b'{"0x": "not a dict"}', b'{"0x": {"html": 1}}', b'{"0x": {"error": "e"}}', "half",
+])
+def test_corrupt_katex_cache_is_rebuilt(tmp_path, garbage):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    katex, canon = find_katex(ROOT), load(canon_dir)
+    expected = render_canon_math(canon, katex, cache)[0]
+    path = katex_cache(cache)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2] if garbage == "half" else garbage)
+    assert render_canon_math(canon, katex, cache)[0] == expected
+    data = json.loads(path.read_text())
+    assert set(data) == math_keys(canon) and all(set(v) == {"html"} for v in data.values())
+
+
+def test_katex_cache_of_another_version_is_removed(tmp_path):
+    canon_dir, cache = small_canon(tmp_path / "canon", RECORDS), tmp_path / "cache"
+    cache.mkdir()
+    (cache / "katex-0.0.1.json").write_text('{"1x": {"html": "<span>stale</span>"}}')
+    render_canon_math(load(canon_dir), find_katex(ROOT), cache)
+    assert [p.name for p in cache.glob("katex-*.json")] == [katex_cache(cache).name] != ["katex-0.0.1.json"]
+
+
+# -- registry catalog cache -----------------------------------------------------------
+CATALOG = [{"name": "Adam", "public": "zij.Adam", "path": "zij.first_order.Adam", "canon_id": "adam",
+            "family": "adaptive", "builtin": False, "aliases": []}]
+
+
+@pytest.fixture
+def fake_registry(tmp_path, monkeypatch):
+    """A stand-in for ``python -m zij._registry`` that counts its runs; the package key is pinned."""
+    from zij_canon import api
+
+    runs = tmp_path / "runs"
+    script = tmp_path / "fake-python"
+    script.write_text(f"#!/bin/sh\necho run >> {runs}\ncat <<'JSON'\n{json.dumps(CATALOG)}\nJSON\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(api, "_source_key", lambda: "a" * 16)
+    count = lambda: len(runs.read_text().splitlines()) if runs.exists() else 0  # noqa: E731
+    return str(script), count
+
+
+@pytest.mark.parametrize("garbage", [b"", b"[{", b"{}", b'[{"name": "x"}]', b"[1]", b'[{"name": 1, "public": 2, "path": 3, '
+                                     b'"canon_id": 4, "family": 5, "builtin": "no"}]'])
+def test_corrupt_catalog_cache_is_rebuilt(tmp_path, fake_registry, garbage):
+    from zij_canon.api import ApiEntry, Catalog
+
+    python, runs = fake_registry
+    cache = tmp_path / "cache"
+    expected = [ApiEntry(**{k: v for k, v in CATALOG[0].items() if k != "aliases"})]
+    assert Catalog(python, cache).entries() == expected and runs() == 1
+    assert Catalog(python, cache).entries() == expected and runs() == 1, "the cached catalog is not used"
+    (cache / f"catalog-{'a' * 16}.json").write_bytes(garbage)
+    assert Catalog(python, cache).entries() == expected and runs() == 2
+    assert json.loads((cache / f"catalog-{'a' * 16}.json").read_text()) == CATALOG
+
+
+def test_catalogs_of_other_sources_are_removed(tmp_path, fake_registry, monkeypatch):
+    from zij_canon import api
+
+    python, runs = fake_registry
+    cache = tmp_path / "cache"
+    api.Catalog(python, cache).entries()
+    monkeypatch.setattr(api, "_source_key", lambda: "b" * 16)  # the package changed
+    api.Catalog(python, cache).entries()
+    assert [p.name for p in cache.glob("catalog-*.json")] == [f"catalog-{'b' * 16}.json"] and runs() == 2
+    (cache / f"catalog-{'c' * 16}.json").write_text("[]")  # left by an older build
+    api.Catalog(python, cache).entries()
+    assert [p.name for p in cache.glob("catalog-*.json")] == [f"catalog-{'b' * 16}.json"] and runs() == 2

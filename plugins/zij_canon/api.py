@@ -14,6 +14,7 @@ import hashlib
 import html
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -64,24 +65,60 @@ class Catalog:
     """
 
     def __init__(self, python: str = sys.executable, cache_dir: Path | None = None):
+        self._python = python
         self._cache = cache_dir / f"catalog-{_source_key()}.json" if cache_dir else None
-        self._proc = None
-        if self._cache is None or not self._cache.is_file():
-            self._proc = subprocess.Popen(
-                [python, "-m", "zij._registry"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+        self._cached = _read_catalog(self._cache)
+        self._proc = None if self._cached is not None else self._start()
+        if self._cached is not None:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Remove the catalogs of other package sources: only the current one is ever read."""
+        for other in self._cache.parent.glob("catalog-*.json"):
+            if other != self._cache:
+                other.unlink(missing_ok=True)
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen(
+            [self._python, "-m", "zij._registry"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     def entries(self) -> list[ApiEntry]:
-        if self._proc is None:
-            out = self._cache.read_text()
-        else:
-            out, err = self._proc.communicate()
-            if self._proc.returncode != 0:
-                raise RuntimeError(f"could not read the zij registry (python -m zij._registry):\n{err.strip()}")
-            if self._cache is not None:
-                self._cache.parent.mkdir(parents=True, exist_ok=True)
-                self._cache.write_text(out)
-        return [ApiEntry(**{k: v for k, v in item.items() if k != "aliases"}) for item in json.loads(out)]
+        if self._cached is not None:
+            return self._cached
+        out, err = self._proc.communicate()
+        if self._proc.returncode != 0:
+            raise RuntimeError(f"could not read the zij registry (python -m zij._registry):\n{err.strip()}")
+        entries = _parse_catalog(out)
+        if self._cache is not None:  # kept for the next build; catalogs of older sources are removed
+            self._cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(out, encoding="utf-8")
+            tmp.replace(self._cache)
+            self._prune()
+        return entries
+
+
+def _parse_catalog(text: str) -> list[ApiEntry]:
+    """The registry's JSON as entries; raises ValueError or TypeError on anything else."""
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise ValueError("the catalog is not a list")
+    entries = [ApiEntry(**{k: v for k, v in item.items() if k != "aliases"}) for item in data]
+    for e in entries:
+        if not all(isinstance(getattr(e, f), str) for f in ("name", "public", "path", "canon_id", "family")) or not isinstance(e.builtin, bool):
+            raise TypeError(f"malformed catalog entry {e!r}")
+    return entries
+
+
+def _read_catalog(path: Path | None) -> list[ApiEntry] | None:
+    """The cached catalog, or None when there is none or it cannot be read (corrupt, cut short, other shape)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return _parse_catalog(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def check_links(canon: Canon, entries: list[ApiEntry]) -> list[str]:

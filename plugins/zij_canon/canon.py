@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from .cache import RecordCache
-from .loader import CanonError, Problem, field_name, line_of, load_yaml, validate
+from .loader import MAX_VOCABULARY_BYTES, CanonError, Problem, field_name, line_of, load_yaml, validate
 from .models import Category, Family, Record, Venue, arxiv_year
 
 VOCABULARIES = {"categories": Category, "families": Family, "venues": Venue}
@@ -94,14 +94,14 @@ def _load_vocabulary(root: Path, name: str, model: type[BaseModel], problems: li
     path = root / f"{name}.yaml"
     display = str(path)
     if not path.exists():
-        problems.append(Problem(display, 1, "<file>", f"missing vocabulary file; create {name}.yaml"))
+        problems.append(Problem(display, 1, "<file>", f"missing vocabulary file (hint: create {name}.yaml)"))
         return {}
-    data, node, found = load_yaml(path, display)
+    data, node, found = load_yaml(path, display, MAX_VOCABULARY_BYTES)
     problems += found
     if found:
         return {}
     if not isinstance(data, list):
-        problems.append(Problem(display, 1, "<file>", "expected a YAML list of entries"))
+        problems.append(Problem(display, 1, "<file>", "expected a YAML list of entries (hint: one '- id: ...' item per entry)"))
         return {}
     out = {}
     for i, item in enumerate(data):
@@ -109,7 +109,7 @@ def _load_vocabulary(root: Path, name: str, model: type[BaseModel], problems: li
         problems += [Problem(p.path, p.line, f"[{i}].{p.field}", p.message) for p in found]
         if value is not None:
             if value.id in out:
-                problems.append(Problem(display, line_of(node, (i,)), f"[{i}].id", f"duplicate id {value.id!r}"))
+                problems.append(Problem(display, line_of(node, (i,)), f"[{i}].id", f"duplicate id {value.id!r} (hint: ids are unique within the file)"))
             out[value.id] = value
     return out
 
@@ -121,44 +121,126 @@ def _check_entry(entry: Entry, canon: Canon) -> list[Problem]:
         problems.append(Problem(entry.display, entry.line(*loc), field_name(loc), message))
 
     if rec.id != entry.path.stem:
-        add(f"id {rec.id!r} differs from the file name {entry.path.stem!r}; rename the file or the id", "id")
+        add(f"id {rec.id!r} differs from the file name {entry.path.stem!r} (hint: rename the file or the id)", "id")
     if rec.categories[0] != entry.path.parent.name:
         add(
             f"the primary (first) category is {rec.categories[0]!r} but the file lives in "
-            f"{entry.path.parent.name!r}; move the file or reorder categories",
+            f"{entry.path.parent.name!r} (hint: move the file or reorder categories)",
             "categories",
         )
     if len(set(rec.categories)) != len(rec.categories):
-        add("a category is listed twice", "categories")
+        add("a category is listed twice (hint: list each category once)", "categories")
     for i, cat in enumerate(rec.categories):
         if cat not in canon.categories:
-            add(f"unknown category {cat!r}; known: {', '.join(sorted(canon.categories))}", "categories", i)
+            add(f"unknown category {cat!r} (hint: use one of {', '.join(sorted(canon.categories))})", "categories", i)
     for i, fam in enumerate(rec.families):
         if fam not in canon.families:
-            add(f"unknown family {fam!r}; add it to families.yaml or use a known one", "families", i)
+            add(f"unknown family {fam!r} (hint: add it to families.yaml or use a known one)", "families", i)
     venue = canon.venues.get(rec.venue)
     if venue is None:
-        add(f"unknown venue {rec.venue!r}; add it to venues.yaml or use a known id", "venue")
+        add(f"unknown venue {rec.venue!r} (hint: add it to venues.yaml or use a known id)", "venue")
     elif venue.since and rec.year < venue.since:
-        add(f"year {rec.year} is before {venue.name} existed ({venue.since})", "year")
+        add(f"year {rec.year} is before {venue.name} existed ({venue.since}) (hint: check the year and the venue)", "year")
     posted = arxiv_year(rec.paper.arxiv) if rec.paper.arxiv else None
     if posted and venue is not None and venue.kind == "preprint" and rec.year != posted:
         add(
-            f"{rec.year} differs from the arXiv posting year ({posted}, from id {rec.paper.arxiv}); "
-            "for a preprint, year is the year of first posting",
+            f"{rec.year} differs from the arXiv posting year ({posted}, from id {rec.paper.arxiv}) "
+            "(hint: for a preprint, year is the year of first posting)",
             "year",
         )
     for i, rel in enumerate(rec.related):
         if rel.id == rec.id:
-            add("a record cannot relate to itself", "related", i, "id")
+            add("a record cannot relate to itself (hint: remove this link)", "related", i, "id")
         elif rel.id not in canon.entries:
-            add(f"related id {rel.id!r} is not a Canon record; check the spelling or create the record", "related", i, "id")
+            add(f"related id {rel.id!r} is not a Canon record (hint: check the spelling or create the record)", "related", i, "id")
+    return problems
+
+
+# Relations whose links may not go round in a circle, each with how a link
+# a -> b of it reads as a step "a below b" (generalizes is special-case-of reversed).
+ACYCLIC = {
+    "builds-on": {"builds-on": False},
+    "combines": {"combines": False},
+    "special-case-of/generalizes": {"special-case-of": False, "generalizes": True},
+}
+
+
+def _strongly_connected(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's components of more than one node, iteratively (no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(graph[start]))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph.get(child, ()))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def _cycle_problems(canon: Canon) -> list[Problem]:
+    """Links of an ordering relation that lead back to where they started (a builds on b builds on a)."""
+    problems = []
+    for group, relations in ACYCLIC.items():
+        graph: dict[str, list[str]] = defaultdict(list)
+        written: dict[tuple[str, str], tuple[str, int]] = {}  # step -> (record that wrote it, index in related)
+        for rid, entry in canon.entries.items():
+            for i, rel in enumerate(entry.record.related):
+                if rel.relation in relations and rel.id in canon.entries and rel.id != rid:
+                    step = (rel.id, rid) if relations[rel.relation] else (rid, rel.id)
+                    graph[step[0]].append(step[1])
+                    written.setdefault(step, (rid, i))
+        for component in _strongly_connected(graph):
+            members = set(component)
+            cycle = " -> ".join([*component, component[0]]) if len(component) == 2 else ", ".join(component)
+            for (a, b), (rid, i) in sorted(written.items()):
+                if a in members and b in members:
+                    entry = canon.entries[rid]
+                    problems.append(Problem(
+                        entry.display, entry.line("related", i, "id"), f"related[{i}].id",
+                        f"{group} links form a cycle ({cycle}) "
+                        f"(hint: {group} orders methods, so the links cannot lead back; remove or change one of them)",
+                    ))
     return problems
 
 
 def _load_record(path: Path, display: str, cache: RecordCache, problems: list[Problem]) -> Entry | None:
     """One record file as an Entry (from the cache when its bytes are unchanged), or None with problems."""
-    digest = cache.digest(path.read_bytes())
+    try:
+        raw = path.read_bytes()
+    except OSError:  # a folder, a dangling link, no permission: load_yaml says which
+        problems += load_yaml(path, display)[2]
+        return None
+    digest = cache.digest(raw)
     record = cache.get(digest)
     if record is not None:
         return Entry(record, path, display)
@@ -188,10 +270,13 @@ def load(root: str | Path, cache_dir: str | Path | None = None) -> Canon:
         display = str(path)
         if path.suffix != ".yaml":
             if path.is_file():
-                problems.append(Problem(display, 1, "<file>", "records are .yaml files; rename or remove this file"))
+                problems.append(Problem(display, 1, "<file>", "records are .yaml files (hint: rename or remove this file)"))
+            continue
+        if not path.resolve().is_relative_to(root.resolve()):
+            problems.append(Problem(display, 1, "<file>", "links to a file outside the Canon (hint: keep the record itself in its category folder)"))
             continue
         if canon.categories and path.parent.name not in canon.categories:
-            problems.append(Problem(display, 1, "<file>", f"folder {path.parent.name!r} is not a category id"))
+            problems.append(Problem(display, 1, "<file>", f"folder {path.parent.name!r} is not a category id (hint: move the file into a category folder)"))
             continue
         entry = _load_record(path, display, cache, problems)
         if entry is not None:
@@ -200,10 +285,11 @@ def load(root: str | Path, cache_dir: str | Path | None = None) -> Canon:
         if len(entries) > 1:
             others = ", ".join(e.display for e in entries)
             for e in entries:
-                problems.append(Problem(e.display, e.line("id"), "id", f"duplicate id {rid!r} (in {others}); ids are unique across the Canon"))
+                problems.append(Problem(e.display, e.line("id"), "id", f"duplicate id {rid!r} (in {others}) (hint: ids are unique across the Canon; rename one)"))
         canon.entries[rid] = entries[0]
     for entry in canon.entries.values():
         problems += _check_entry(entry, canon)
+    problems += _cycle_problems(canon)
     cache.save()
     if problems:
         raise CanonError(problems)

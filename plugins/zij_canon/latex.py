@@ -50,7 +50,49 @@ NOT_IN_AMS = {
     "def": r"(nothing: define no macros)",
     "newcommand": r"(nothing: define no macros)",
     "renewcommand": r"(nothing: define no macros)",
+    # KaTeX-only shorthands (KaTeX renders them, pdflatex with amsmath/amssymb does not)
+    "Z": r"\mathbb{Z}",
+    "reals": r"\mathbb{R}",
+    "Reals": r"\mathbb{R}",
+    "natnums": r"\mathbb{N}",
+    "cnums": r"\mathbb{C}",
+    "Complex": r"\mathbb{C}",
+    "bold": r"\mathbf",
+    "Bbb": r"\mathbb",
+    "set": r"\{ x \mid ... \}",
+    "Set": r"\{ x \mid ... \}",
+    "plim": r"\operatorname*{plim}",
+    "isin": r"\in",
+    "infin": r"\infty",
+    "empty": r"\emptyset",
+    "exist": r"\exists",
+    "sub": r"\subset",
+    "sube": r"\subseteq",
+    "supe": r"\supseteq",
+    "sdot": r"\cdot",
+    "plusmn": r"\pm",
+    "lang": r"\langle",
+    "rang": r"\rangle",
+    "larr": r"\leftarrow",
+    "rarr": r"\rightarrow",
+    "lArr": r"\Leftarrow",
+    "rArr": r"\Rightarrow",
+    "harr": r"\leftrightarrow",
+    "hArr": r"\Leftrightarrow",
+    "alef": r"\aleph",
+    "alefsym": r"\aleph",
+    "thetasym": r"\vartheta",
+    "weierp": r"\wp",
+    "bull": r"\bullet",
+    "llbracket": r"[\![ (or \left[ ... \right])",
+    "rrbracket": r"]\!]",
+    "coloneq": r":=",
+    "Coloneqq": r"::=",
+    "dblcolon": r"::",
+    "textcolor": r"(nothing: no colors)",
+    "color": r"(nothing: no colors)",
 }
+BRACE_HINT = "every '{' needs a matching '}'; write \\{ and \\} for literal braces"
 MACRO = re.compile(r"\\([A-Za-z]+)")
 ENV = re.compile(r"\\(begin|end)\s*\{([^}]*)\}")
 LEFT_RIGHT = re.compile(r"\\(left|right)(?![A-Za-z])")
@@ -69,9 +111,9 @@ def _brace_problems(text: str) -> list[str]:
         elif c == "}":
             depth -= 1
             if depth < 0:
-                return [f"unbalanced braces: a '}}' at character {i + 1} closes nothing"]
+                return [f"unbalanced braces: a '}}' at character {i + 1} closes nothing (hint: {BRACE_HINT})"]
         i += 1
-    return [f"unbalanced braces: {depth} '{{' never closed"] if depth else []
+    return [f"unbalanced braces: {depth} '{{' never closed (hint: {BRACE_HINT})"] if depth else []
 
 
 def _environment_problems(text: str) -> list[str]:
@@ -80,8 +122,8 @@ def _environment_problems(text: str) -> list[str]:
         if kind == "begin":
             stack.append(name)
         elif not stack or stack.pop() != name:
-            return [f"\\end{{{name}}} does not match an open \\begin{{{name}}}"]
-    return [f"\\begin{{{stack[-1]}}} is never ended"] if stack else []
+            return [f"\\end{{{name}}} does not match an open \\begin{{{name}}} (hint: close environments in the order they were opened)"]
+    return [f"\\begin{{{stack[-1]}}} is never ended (hint: add \\end{{{stack[-1]}}})"] if stack else []
 
 
 def check(text: str) -> list[str]:
@@ -90,20 +132,20 @@ def check(text: str) -> list[str]:
     bad = sorted(c for c in set(text) if ord(c) > 126 or (ord(c) < 32 and c not in "\n\t"))
     if bad:
         problems.append(
-            f"non-ASCII characters {''.join(bad)!r} do not compile in a plain article; use macros such as \\theta"
+            f"non-ASCII characters {''.join(bad)!r} do not compile in a plain article (hint: use macros such as \\theta)"
         )
     if "$" in text:
-        problems.append("no '$' inside the rule: it is already display math")
+        problems.append("no '$' inside the rule (hint: it is already display math; remove the '$')")
     if re.search(r"\\\[|\\\]|\\\(|\\\)", text):
-        problems.append("no \\[ \\] or \\( \\) delimiters inside the rule: it is already display math")
+        problems.append("no \\[ \\] or \\( \\) delimiters inside the rule (hint: it is already display math; remove them)")
     problems += _brace_problems(text)
     problems += _environment_problems(text)
     kinds = LEFT_RIGHT.findall(text)
     if kinds.count("left") != kinds.count("right"):
-        problems.append(f"{kinds.count('left')} \\left but {kinds.count('right')} \\right")
+        problems.append(f"{kinds.count('left')} \\left but {kinds.count('right')} \\right (hint: pair each \\left with a \\right; \\right. closes invisibly)")
     for macro in sorted(set(MACRO.findall(text))):
         if macro in NOT_IN_AMS:
-            problems.append(f"\\{macro} is not defined by amsmath/amssymb; write {NOT_IN_AMS[macro]} instead")
+            problems.append(f"\\{macro} is not defined by amsmath/amssymb (hint: write {NOT_IN_AMS[macro]} instead)")
     return problems
 
 
@@ -126,7 +168,7 @@ def split_inline(text: str) -> list[tuple[bool, str]]:
 def check_inline(text: str) -> list[str]:
     """Problems in prose that may hold inline math between ``$`` signs."""
     if text.count("$") % 2:
-        return ["an odd number of '$': inline math is written between two single '$' signs"]
+        return ["an odd number of '$' (hint: inline math is written between two single '$' signs)"]
     problems = []
     for is_math, piece in split_inline(text):
         if is_math:

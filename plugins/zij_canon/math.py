@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import latex
 from .canon import Canon
-from .loader import Problem
+from .loader import Problem, field_name
 
 HERE = Path(__file__).parent
 RENDER_JS = HERE / "katex_render.js"
@@ -54,7 +54,7 @@ class MathItem:
 
     def problem(self, message: str) -> Problem:
         """``message`` located at the item's field (the line is looked up only now, for errors)."""
-        return Problem(self.entry.display, self.entry.line(*self.loc), ".".join(map(str, self.loc)), message)
+        return Problem(self.entry.display, self.entry.line(*self.loc), field_name(self.loc), message)
 
 
 def record_math(canon: Canon) -> list[MathItem]:
@@ -96,19 +96,41 @@ def katex_render(items: list[tuple[str, str, bool]], katex_dir: Path | None = No
     return json.loads(proc.stdout)
 
 
+def _read_katex_cache(cache_file: Path | None) -> dict[str, dict]:
+    """Earlier renders kept in ``cache_file``; a file that cannot be read, or entries of the wrong shape, are dropped."""
+    if cache_file is None or not cache_file.is_file():
+        return {}
+    try:
+        data = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # corrupt (a killed build, a disk error): rendered again
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and list(v) == ["html"] and isinstance(v["html"], str)}
+
+
 def _cached_render(unique: set[tuple[str, bool]], katex_dir: Path, cache_dir: Path | None) -> dict[str, dict]:
-    """Render with KaTeX, reusing earlier successful renders kept in ``cache_dir``."""
+    """Render with KaTeX, reusing earlier successful renders kept in ``cache_dir``.
+
+    The cache (``katex-<version>.json``) keeps only the renders this build used,
+    so math no record holds any more is pruned; caches of other KaTeX versions are removed.
+    """
     version = json.loads((katex_dir / "package.json").read_text())["version"]
     cache_file = cache_dir / f"katex-{version}.json" if cache_dir else None
-    cache = json.loads(cache_file.read_text()) if cache_file and cache_file.is_file() else {}
-    todo = [(f"{int(d)}{t}", t, d) for t, d in unique if f"{int(d)}{t}" not in cache]
+    cache = _read_katex_cache(cache_file)
+    keys = {f"{int(d)}{t}" for t, d in unique}
+    todo = [(f"{int(d)}{t}", t, d) for t, d in sorted(unique) if f"{int(d)}{t}" not in cache]
     fresh = katex_render(todo, katex_dir) if todo else {}
-    if cache_file and fresh:
-        cache.update({k: v for k, v in fresh.items() if "html" in v})
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(cache_file)
+    if cache_file:
+        kept = {k: v for k, v in {**cache, **fresh}.items() if k in keys and "html" in v}
+        if kept.keys() != cache.keys() or not cache_file.is_file():
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(sorted(kept.items()))), encoding="utf-8")
+            tmp.replace(cache_file)
+        for other in cache_file.parent.glob("katex-*.json"):
+            if other != cache_file:
+                other.unlink(missing_ok=True)
     return {**cache, **fresh}
 
 
@@ -122,7 +144,10 @@ def render_canon_math(canon: Canon, katex_dir: Path | None = None, cache_dir: Pa
     for item in items:
         result = results[f"{int(item.display)}{item.latex}"]
         if "error" in result:
-            problems.append(item.problem(f"KaTeX cannot render this math: {result['error']}"))
+            problems.append(item.problem(
+                f"KaTeX cannot render this math: {result['error']} "
+                "(hint: use only macros of amsmath and amssymb that KaTeX supports; check the braces and the spelling)"
+            ))
         else:
             html[f"{int(item.display)}{item.latex}"] = result["html"]
     return html, sorted(set(problems))
@@ -175,6 +200,9 @@ def _compile_once(pdflatex: str, entries) -> tuple[object, str] | None:
         log = (Path(tmp) / "rules.log").read_text(errors="replace")
     markers = re.findall(r"ZIJ-RULE (\d+)", log)
     error = re.search(r"^! (.*)$", log, re.M)
-    message = f"does not compile with pdflatex (amsmath, amssymb): {error.group(1) if error else 'unknown error'}"
+    message = (
+        f"does not compile with pdflatex (amsmath, amssymb): {error.group(1) if error else 'unknown error'} "
+        "(hint: KaTeX accepts some macros that LaTeX lacks; use the amsmath/amssymb spelling)"
+    )
     index = int(markers[-1]) if markers else 0
     return entries[index], message

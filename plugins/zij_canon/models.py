@@ -47,9 +47,9 @@ class Strict(BaseModel):
 
 def _https(url: str) -> str:
     if not url.startswith("https://"):
-        raise ValueError("links must use https:// (write the https form of this address)")
+        raise ValueError("links must use https:// (hint: write the https form of this address)")
     if " " in url or len(url) < 12:
-        raise ValueError("not a valid link: no spaces, and a host after https://")
+        raise ValueError("not a valid link (hint: no spaces, and a host after https://)")
     return url
 
 
@@ -82,7 +82,7 @@ class Paper(Strict):
     @classmethod
     def _arxiv(cls, value: str | None) -> str | None:
         if value is not None and arxiv_year(value) is None:
-            raise ValueError("malformed arXiv id: expected YYMM.NNNNN (e.g. 1412.6980) or archive/YYMMNNN, no 'arXiv:' prefix, no version")
+            raise ValueError("malformed arXiv id (hint: expected YYMM.NNNNN (e.g. 1412.6980) or archive/YYMMNNN, no 'arXiv:' prefix, no version)")
         return value
 
 
@@ -217,7 +217,7 @@ class Record(Strict):
     def _safe_names(cls, value):
         for name in [value] if isinstance(value, str) else value:
             if UNSAFE_NAME.search(name):
-                raise ValueError(f"{name!r}: names may not contain < > & \" {{ }} \\ or backticks; write the plain name")
+                raise ValueError(f"{name!r}: names may not contain < > & \" {{ }} \\ or backticks (hint: write the plain name)")
         return value
 
     @field_validator("year")
@@ -225,7 +225,7 @@ class Record(Strict):
     def _plausible_year(cls, value: int) -> int:
         latest = datetime.date.today().year + 1
         if not FIRST_YEAR <= value <= latest:
-            raise ValueError(f"year {value} is not plausible: expected {FIRST_YEAR}..{latest}")
+            raise ValueError(f"year {value} is not plausible (hint: expected {FIRST_YEAR}..{latest}, the year of the publication)")
         return value
 
 

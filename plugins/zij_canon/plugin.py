@@ -71,6 +71,13 @@ def _stub(title: str) -> str:
     return f"---\ntitle: {json.dumps(title)}\n---\n"
 
 
+def _recover_swap(final: Path) -> None:
+    """Put the previous site back if a build was killed between the two renames of its swap."""
+    old = Path(str(final).rstrip("/") + ".zij-old")
+    if old.is_dir() and not final.exists():
+        old.rename(final)
+
+
 class CanonPlugin(BasePlugin[CanonConfig]):
     """Validates the Canon and generates the home, category, method and family pages."""
 
@@ -91,6 +98,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def on_config(self, config):
         """Load and validate the Canon, render its math, read the registry, and register assets."""
+        if self.config.atomic and self.command != "serve":
+            _recover_swap(Path(config.site_dir))
         cache = Path(self.config.cache_dir) if self.config.cache_dir else None
         catalog = Catalog(cache_dir=cache) if self.config.api else None  # runs in parallel with the Canon checks
         try:

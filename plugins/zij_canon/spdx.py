@@ -22,9 +22,9 @@ def check_license(expression: str) -> str | None:
     if info.errors or info.invalid_symbols:
         unknown = ", ".join(info.invalid_symbols) or expression
         return (
-            f"{unknown!r} is not an SPDX license id or expression; use an id from "
-            "https://spdx.org/licenses/ (e.g. MIT, Apache-2.0, BSD-3-Clause) or NOASSERTION when unknown"
+            f"{unknown!r} is not an SPDX license id or expression (hint: use an id from "
+            "https://spdx.org/licenses/, e.g. MIT, Apache-2.0, BSD-3-Clause, or NOASSERTION when unknown)"
         )
     if info.normalized_expression != expression:
-        return f"write the SPDX id exactly as {info.normalized_expression!r}"
+        return f"not the SPDX spelling (hint: write the SPDX id exactly as {info.normalized_expression!r})"
     return None

@@ -23,10 +23,10 @@ def __getattr__(name: str):
         from . import _registry
 
         return getattr(_registry, name)
-    if name == "optim":
+    if name in ("optim", "schedulers"):
         import importlib
 
-        return importlib.import_module("zij.optim")
+        return importlib.import_module(f"zij.{name}")
     if name.startswith("_"):
         raise AttributeError(name)
     from . import _registry
@@ -40,4 +40,4 @@ def __getattr__(name: str):
 def __dir__():
     from . import _registry
 
-    return sorted({*globals(), *_API, "optim", *(e.name for e in _registry.entries())})
+    return sorted({*globals(), *_API, "optim", "schedulers", *(e.name for e in _registry.entries())})

@@ -264,8 +264,8 @@ def get_entry(name: str) -> OptimizerEntry:
     for entry in _ENTRIES.values():
         if key in (a.lower() for a in entry.aliases):
             return entry
-    known = [e.name for e in _ENTRIES.values()] + [a for e in _ENTRIES.values() for a in e.aliases]
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5) or difflib.get_close_matches(key, [k.lower() for k in known], n=5, cutoff=0.5)
+    known = {k.lower(): k for e in _ENTRIES.values() for k in (e.name, *e.aliases)}
+    close = [known[k] for k in difflib.get_close_matches(key, known, n=5, cutoff=0.5)]
     hint = f"; closest: {', '.join(close)}" if close else ""
     raise ValueError(f"unknown optimizer {name!r}{hint} (see zij.list_optimizers())")
 

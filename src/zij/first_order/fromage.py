@@ -1,0 +1,115 @@
+"""Fromage: a layer-relative gradient step with norm control (Bernstein et al., 2020)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from torch.optim import Optimizer
+
+from .._base import check_positive, hyperparameters
+from .._registry import ErrorInput, OptimizerEntry, Parity, Variant, invalid, register
+
+
+def fromage_update(param: torch.Tensor, grad: torch.Tensor, max_norm: torch.Tensor | None, *, lr: float) -> None:
+    """One Fromage step for one tensor, in place.
+
+    theta <- (theta - lr * ||theta|| / ||g|| * g) / sqrt(1 + lr^2)  (a plain step where either norm is 0);
+    then, with a bound, theta is rescaled to norm max_norm if it has grown beyond it.
+    """
+    param_norm, grad_norm = param.norm(), grad.norm()
+    relative = (param_norm > 0) & (grad_norm > 0)
+    scale = torch.where(relative, param_norm / torch.where(relative, grad_norm, torch.ones_like(grad_norm)),
+                        torch.ones_like(grad_norm))
+    param.add_(grad * scale, alpha=-lr).div_(math.sqrt(1 + lr**2))
+    if max_norm is not None:
+        norm = param.norm()
+        param.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
+
+
+class Fromage(Optimizer):
+    r"""Fromage (Frobenius matched gradient descent): each tensor moves by a fixed fraction of its norm.
+
+    The gradient of each parameter tensor is rescaled to the tensor's own
+    Frobenius norm, so $\eta$ is the relative size of every layer's step, as
+    the deep relative trust the paper derives suggests. The prefactor undoes
+    the norm growth that a step orthogonal to the weights would cause.
+
+    $$
+    W^{l}_t = \frac{1}{\sqrt{1 + \eta^{2}}} \Bigl(W^{l}_{t-1} - \eta\, \frac{\lVert W^{l}_{t-1}\rVert_F}{\lVert g^{l}_t\rVert_F}\, g^{l}_t\Bigr)
+    $$
+
+    As in the official code, a tensor whose weights or gradient have norm
+    zero takes the plain step $W - \eta g$ instead (still divided by the
+    prefactor), and ``p_bound`` caps each tensor's norm at ``p_bound`` times
+    its norm at the first step.
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$, the relative size of each tensor's step.
+        p_bound: optional bound on each tensor's norm, as a multiple of its initial norm (``None``: no bound).
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.Fromage(model.parameters(), lr=1e-2)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Bernstein, Vahdat, Yue and Liu, "On the Distance between Two Neural Networks and the Stability of
+        Learning", NeurIPS 2020.
+        https://arxiv.org/abs/2002.03432
+    """
+
+    def __init__(self, params, lr: float = 1e-2, p_bound: float | None = None, *, maximize: bool = False):
+        defaults = hyperparameters(lr=lr, p_bound=p_bound, maximize=maximize)
+        if p_bound is not None:
+            check_positive(p_bound, "p_bound")
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one optimization step (Fromage keeps no state but the optional norm bound).
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns the loss.
+
+        Returns:
+            The closure's loss, or ``None``.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse or torch.is_complex(p):
+                    raise RuntimeError("Fromage does not support sparse gradients or complex parameters")
+                state = self.state[p]
+                if group["p_bound"] is not None and "max" not in state:
+                    state["max"] = p.norm() * group["p_bound"]
+                fromage_update(p, -p.grad if group["maximize"] else p.grad, state.get("max"), lr=group["lr"])
+        return loss
+
+
+register(OptimizerEntry(
+    name="Fromage",
+    cls=Fromage,
+    canon_id="fromage",
+    family="layer-wise",
+    recipe={"lr": 0.05},
+    recipes={"rosenbrock": {"lr": 0.01}},
+    errors=invalid("lr") + (ErrorInput({"p_bound": 0.0}, "p_bound"),),
+    variants={"p_bound": Variant({"p_bound": 10.0}, skips={
+        "logistic": "the bound is a multiple of the initial norm, and the logistic problem starts at zero weights, "
+                    "which the bound (as in the official code) then pins at zero"})},
+    parity=(
+        Parity("pytorch-optimizer", "pytorch_optimizer:Fromage", {"lr": 0.01}, {"lr": 0.01}),
+        Parity("pytorch-optimizer", "pytorch_optimizer:Fromage", {"lr": 0.05, "p_bound": 1.05},
+               {"lr": 0.05, "p_bound": 1.05}),
+    ),
+))

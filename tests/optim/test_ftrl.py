@@ -1,0 +1,31 @@
+"""FTRL-Proximal: hand-computed steps and L1 sparsity."""
+
+import math
+
+import torch
+
+import zij
+
+
+def test_golden_values():
+    # eta = 1, delta = 1, lambda1 = 0.5, lambda2 = 0, theta_0 = 0.
+    # t=1: g = 2: sigma = (2 - 0) / 1 = 2, z = 2 - 2 * 0 = 2, n = 4; |z| > 0.5: theta = -(2 - 0.5) / (1 + 2) = -0.5
+    # t=2: g = 1: sigma = sqrt5 - 2, z = 2 + 1 - (sqrt5 - 2)(-0.5) = 3 + (sqrt5 - 2)/2, n = 5;
+    #      theta = -(z - 0.5) / (1 + sqrt5)
+    p = torch.tensor([0.0], dtype=torch.float64)
+    opt = zij.FTRL([p], lr=1.0, beta=1.0, lambda1=0.5)
+    z2 = 3 + (math.sqrt(5) - 2) / 2
+    for g, want in ((2.0, -0.5), (1.0, -(z2 - 0.5) / (1 + math.sqrt(5)))):
+        p.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+        assert abs(p.item() - want) < 1e-12
+
+
+def test_l1_keeps_small_accumulated_gradients_at_zero():
+    # |z| <= lambda1 gives exactly zero, whatever the denominator.
+    p = torch.tensor([0.0, 0.0], dtype=torch.float64)
+    opt = zij.FTRL([p], lr=1.0, lambda1=1.0, lambda2=0.5)
+    for g in ([0.3, 3.0], [-0.2, 1.0], [0.4, 0.5]):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        assert p[0].item() == 0.0 and p[1].item() < 0.0

@@ -1,0 +1,133 @@
+"""DoG and LDoG: SGD whose step size is the distance travelled over the root of summed squared gradients (Ivgi et al., 2023)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .._base import ZijOptimizer, check_lr, check_nonnegative, check_positive, hyperparameters
+from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import l2_into_grad
+
+
+def dog_step_size(rbar: float, grad_sq_sum: float, *, lr: float) -> float:
+    """eta_t = lr rbar_t / sqrt(sum_i ||g_i||^2 (+ eps))."""
+    return lr * rbar / math.sqrt(grad_sq_sum)
+
+
+def _sq_norm(tensors) -> float:
+    return float(torch.stack([t.square().sum() for t in tensors]).sum())
+
+
+class DoG(ZijOptimizer):
+    r"""DoG (Distance over Gradients): SGD with the largest distance from the start over the gradients' root sum of squares.
+
+    The step size needs no tuning: it is the largest distance the iterates have moved
+    from $\theta_0$ (at least $r_\epsilon$) divided by the square root of the running sum
+    of squared gradient norms. With ``layer_wise`` (LDoG) each tensor gets its own
+    distance, sum and step size; otherwise they are taken over each parameter group.
+
+    $$
+    \begin{aligned}
+    \bar r_t &= \max\left( r_\epsilon,\ \max_{i \le t} \lVert \theta_i - \theta_0 \rVert \right) \\
+    G_t &= \epsilon + \sum_{i=0}^{t} \lVert g_i \rVert^{2} \\
+    \eta_t &= c\, \frac{\bar r_t}{\sqrt{G_t}} \\
+    \theta_{t+1} &= \theta_t - \eta_t\, g_t
+    \end{aligned}
+    $$
+
+    As in the official code $r_\epsilon$ = ``reps_rel`` $\cdot (1 + \lVert\theta_0\rVert)$, $g_t$ includes the
+    L2 weight decay $\lambda\theta_t$, and ``init_eta`` replaces the first step size (then
+    $r_\epsilon = 0$). Norms and sums run over the tensors of a group that have a gradient
+    (the official code requires every tensor to have one); $\bar r$, $G$ and the step
+    count are kept in the group dict (per tensor in the state with ``layer_wise``). The
+    paper pairs DoG with a polynomial-decay average of the iterates, which is not part
+    of the optimizer.
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        reps_rel: relative initial movement; $r_\epsilon$ = ``reps_rel`` $(1 + \lVert\theta_0\rVert)$ (1e-4 with batch norm).
+        lr: $c$, multiplier of the step size (leave at 1).
+        weight_decay: L2 weight decay $\lambda$, added to the gradient.
+        eps: $\epsilon$, added to the sum of squared gradient norms.
+        init_eta: the first step size, in place of the one from ``reps_rel`` (``None``: from ``reps_rel``).
+        layer_wise: LDoG, the rule applied to each tensor separately.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = zij.DoG(model.parameters(), reps_rel=1e-6)
+        >>> model(torch.randn(8, 4)).square().mean().backward()
+        >>> opt.step()
+
+    References:
+        Ivgi, Hinder and Carmon, "DoG is SGD's Best Friend: A Parameter-Free Dynamic Step Size Schedule", ICML 2023.
+        https://arxiv.org/abs/2302.12022
+    """
+
+    def __init__(self, params, reps_rel: float = 1e-6, lr: float = 1.0, weight_decay: float = 0.0, eps: float = 1e-8,
+                 init_eta: float | None = None, layer_wise: bool = False, *, maximize: bool = False):
+        defaults = hyperparameters(reps_rel=reps_rel, lr=lr, weight_decay=weight_decay, eps=eps, init_eta=init_eta,
+                                   layer_wise=layer_wise, maximize=maximize, k=0)
+        if init_eta is not None:
+            check_positive(init_eta, "init_eta")
+        else:
+            check_positive(reps_rel, "reps_rel")
+        super().__init__(params, defaults)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["x0"] = p.detach().clone()
+
+    def group_step(self, group, params, grads, states):
+        grads = [l2_into_grad(g, p, group["weight_decay"]) for p, g in zip(params, grads)]
+        first = group["k"] == 0
+        reps = 0.0 if group["init_eta"] is not None else group["reps_rel"]
+        if group["layer_wise"]:
+            etas = []
+            for p, g, state in zip(params, grads, states):
+                if "rbar" not in state:
+                    state["rbar"], state["G"] = reps * (1 + _sq_norm([p]) ** 0.5), group["eps"]
+                else:
+                    state["rbar"] = max(state["rbar"], _sq_norm([p - state["x0"]]) ** 0.5)
+                state["G"] += _sq_norm([g])
+                etas.append(dog_step_size(state["rbar"], state["G"], lr=group["lr"]))
+        else:
+            if first:
+                group["rbar"], group["G"] = reps * (1 + _sq_norm(params) ** 0.5), group["eps"]
+            else:
+                group["rbar"] = max(group["rbar"], _sq_norm([p - s["x0"] for p, s in zip(params, states)]) ** 0.5)
+            group["G"] += _sq_norm(grads)
+            etas = [dog_step_size(group["rbar"], group["G"], lr=group["lr"])] * len(params)
+        if first and group["init_eta"] is not None:
+            etas = [group["init_eta"]] * len(params)
+        group["k"] += 1
+        for p, g, state, eta in zip(params, grads, states, etas):
+            state["step"] += 1
+            p.add_(g, alpha=-eta)
+
+
+register(OptimizerEntry(
+    name="DoG",
+    cls=DoG,
+    canon_id="dog",
+    family="parameter-free",
+    aliases=("Distance over Gradients",),
+    recipe={"lr": 1.0, "reps_rel": 1e-6},
+    capabilities=Capabilities(elementwise=False),
+    variants={"layer_wise": {"layer_wise": True}, "weight_decay": {"weight_decay": 1e-4}},
+    errors=invalid("lr", "eps", "weight_decay") + (
+        ErrorInput({"reps_rel": 0.0}, "reps_rel"),
+        ErrorInput({"init_eta": -1.0}, "init_eta"),
+    ),
+    parity=(
+        # dog-optimizer needs a gradient for every parameter (the matrix gives one) and keeps its sums as tensors of
+        # the parameters' dtype (float64 here); LDoG is its own class there.
+        Parity("dog-optimizer", "dog:DoG", {"reps_rel": 1e-4, "weight_decay": 0.01},
+               {"reps_rel": 1e-4, "weight_decay": 0.01}),
+        Parity("dog-optimizer", "dog:LDoG", {"layer_wise": True, "lr": 0.8, "eps": 1e-6},
+               {"lr": 0.8, "eps": 1e-6}),
+        Parity("dog-optimizer", "dog:DoG", {"init_eta": 1e-3}, {"init_eta": 1e-3}),
+    ),
+))

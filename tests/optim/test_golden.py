@@ -1,6 +1,6 @@
 """Golden checkpoints: every zij class computes what it computed when its checkpoint was saved.
 
-The checkpoints in ``golden/`` were written by ``make_golden.py`` from the code of the
+The checkpoints in ``golden/`` were written by ``golden_helpers.py`` from the code of the
 time and are never regenerated. A fresh run must reproduce their parameters exactly,
 and a ``state_dict`` saved then must still load and resume to the same parameters:
 this pins each class's arithmetic and the loading of old checkpoints (options added
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from _problem_helpers import mlp_params, train_mlp
-from make_golden import GOLDEN, STEPS, golden_entries
+from golden_helpers import GOLDEN, STEPS, golden_entries
 
 ENTRIES = golden_entries()
 
@@ -23,7 +23,7 @@ ENTRIES = golden_entries()
 def load(entry) -> dict:
     path = GOLDEN / f"{entry.name}.pt"
     if not path.exists():
-        pytest.fail(f"no golden checkpoint for {entry.name}: run python tests/optim/make_golden.py and commit {path.name}")
+        pytest.fail(f"no golden checkpoint for {entry.name}: run python tests/optim/golden_helpers.py and commit {path.name}")
     return torch.load(path, weights_only=True)
 
 

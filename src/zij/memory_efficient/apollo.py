@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
+from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
 from ..blocks import ema_, ema_sq_
-from .galore import adamw_hf_step_
+from .galore import adamw_hf_step_, check_low_rank_groups
 
 SCALE_TYPES = ("channel", "tensor")
 #: Fira's norm-growth limit: the update's norm may grow by at most this factor per step.
@@ -157,13 +157,9 @@ class APOLLO(ZijOptimizer):
                                    disable_nl=disable_nl, correct_bias=correct_bias, maximize=maximize,
                                    state_dtype=state_dtype)
         super().__init__(params, defaults)
+        check_low_rank_groups(self.param_groups, scale_type=SCALE_TYPES)
         for group in self.param_groups:
-            if group["rank"] is not None:
-                check_int(group["rank"], "rank")
             check_nonnegative(group["scale"], "scale")
-            check_int(group["update_proj_gap"], "update_proj_gap")
-            if group["scale_type"] not in SCALE_TYPES:
-                raise ValueError(f"Invalid scale_type: {group['scale_type']!r} (expected one of {', '.join(SCALE_TYPES)})")
 
     def init_state(self, p, state, group):
         state["step"] = 0

@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
+from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
 from ..blocks import ema_, ema_sq_
-from .galore import adamw_hf_step_, project, project_back, projection_side, svd_basis
+from .galore import adamw_hf_step_, check_low_rank_groups, project, project_back, projection_side, svd_basis
 
 PROJ_TYPES = ("std", "reverse_std", "left", "right")
 
@@ -119,13 +119,9 @@ class Fira(ZijOptimizer):
                                    update_proj_gap=update_proj_gap, alpha=alpha, proj_type=proj_type, gamma=gamma,
                                    correct_bias=correct_bias, maximize=maximize, state_dtype=state_dtype)
         super().__init__(params, defaults)
+        check_low_rank_groups(self.param_groups, proj_type=PROJ_TYPES)
         for group in self.param_groups:
-            if group["rank"] is not None:
-                check_int(group["rank"], "rank")
-            check_int(group["update_proj_gap"], "update_proj_gap")
             check_nonnegative(group["alpha"], "alpha")
-            if group["proj_type"] not in PROJ_TYPES:
-                raise ValueError(f"Invalid proj_type: {group['proj_type']!r} (expected one of {', '.join(PROJ_TYPES)})")
 
     def init_state(self, p, state, group):
         state["step"] = 0

@@ -7,11 +7,23 @@ import math
 import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
-from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._registry import ErrorInput, OptimizerEntry, invalid, register
 from ..blocks import ema_, ema_sq_
 
 #: Which side(s) of an m x n gradient the projection acts on.
 PROJ_TYPES = ("std", "reverse_std", "left", "right", "full")
+
+
+def check_low_rank_groups(groups: list[dict], **choices: tuple[str, ...]) -> None:
+    """Check the low-rank options every group carries: ``rank`` (None or >= 1), ``update_proj_gap``
+    (>= 1), and each option in ``choices`` against its allowed values (GaLore, Fira, APOLLO)."""
+    for group in groups:
+        if group["rank"] is not None:
+            check_int(group["rank"], "rank")
+        check_int(group["update_proj_gap"], "update_proj_gap")
+        for name, allowed in choices.items():
+            if group[name] not in allowed:
+                raise ValueError(f"Invalid {name}: {group[name]!r} (expected one of {', '.join(allowed)})")
 
 
 def projection_side(shape: torch.Size, proj_type: str) -> str:
@@ -160,13 +172,9 @@ class GaLoreAdamW(ZijOptimizer):
                                    update_proj_gap=update_proj_gap, scale=scale, proj_type=proj_type,
                                    correct_bias=correct_bias, maximize=maximize, state_dtype=state_dtype)
         super().__init__(params, defaults)
+        check_low_rank_groups(self.param_groups, proj_type=PROJ_TYPES)
         for group in self.param_groups:
-            if group["rank"] is not None:
-                check_int(group["rank"], "rank")
-            check_int(group["update_proj_gap"], "update_proj_gap")
             check_nonnegative(group["scale"], "scale")
-            if group["proj_type"] not in PROJ_TYPES:
-                raise ValueError(f"Invalid proj_type: {group['proj_type']!r} (expected one of {', '.join(PROJ_TYPES)})")
 
     def init_state(self, p, state, group):
         state["step"] = 0

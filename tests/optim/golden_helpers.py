@@ -1,6 +1,6 @@
 """Write golden checkpoints for registered zij optimizers that have none yet.
 
-``python tests/optim/make_golden.py`` (from the project root, with the project's venv).
+``python tests/optim/golden_helpers.py`` (from the project root, with the project's venv).
 
 A golden checkpoint records, for one entry and its recipe, the parameters and the
 ``state_dict`` after 5 training steps of the small MLP of ``_problem_helpers`` in float64,

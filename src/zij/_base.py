@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from ._checkpoint import CheckedStateDict
+from ._sharded import gather, is_dtensor, keep_shard_, local
 from ._tensorlist import TensorList
 
 
@@ -107,7 +109,14 @@ class StateView:
         return name in self.states[0]
 
 
-class ZijOptimizer(Optimizer):
+def _write_back_shards(optimizer, args, kwargs) -> None:
+    """After any step (subclasses' own ``step`` included): each gathered FSDP2 parameter keeps its shard."""
+    for p, whole in optimizer.__dict__.pop("_sharded", ()):
+        keep_shard_(p, whole)
+    optimizer.__dict__.pop("_originals", None)
+
+
+class ZijOptimizer(CheckedStateDict, Optimizer):
     """Shared bookkeeping for zij optimizers.
 
     A subclass sets ``state_names`` (per-parameter tensors created as zeros) and
@@ -151,6 +160,9 @@ class ZijOptimizer(Optimizer):
     supports_foreach: bool = False
     #: Options every group carries, with the defaults an older checkpoint is given.
     option_defaults: dict[str, Any] = {"foreach": None, "state_dtype": None}
+    #: Whether each element's update depends only on that element (and group scalars): then a
+    #: parameter sharded by FSDP2 is stepped shard by shard; otherwise it is gathered (``_sharded``).
+    per_element: bool = False
 
     def __init__(self, params, defaults: dict[str, Any]):
         if defaults.get("foreach") and not self.supports_foreach:
@@ -159,6 +171,7 @@ class ZijOptimizer(Optimizer):
         if state_dtype is not None and not (isinstance(state_dtype, torch.dtype) and state_dtype.is_floating_point):
             raise ValueError(f"Invalid state_dtype: {state_dtype!r} (expected a floating torch.dtype or None)")
         super().__init__(params, {**self.option_defaults, **defaults})
+        self.register_step_post_hook(_write_back_shards)
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
@@ -206,6 +219,17 @@ class ZijOptimizer(Optimizer):
             self.update(TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
                         StateView([states[i] for i in index]), group)
 
+    def state_shaped_like(self, p: torch.Tensor) -> torch.Tensor:
+        """The tensor a parameter's state is created for: ``p``, or for an FSDP2 shard, the shard or
+        (for rules that need whole tensors) an empty tensor of the whole shape."""
+        if not is_dtensor(p):
+            return p
+        return local(p) if self.per_element else torch.empty(p.shape, dtype=p.dtype, device=local(p).device)
+
+    def param_of(self, t: torch.Tensor) -> torch.Tensor:
+        """The parameter ``t`` stands for in this step (an FSDP2 parameter's shard or gathered whole), else ``t``."""
+        return self.__dict__.get("_originals", {}).get(id(t), t)
+
     def _gather(self, group: dict):
         params, grads, states = [], [], []
         for p in group["params"]:
@@ -215,11 +239,20 @@ class ZijOptimizer(Optimizer):
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             if torch.is_complex(p):
                 raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
+            work, grad = p, p.grad
+            if is_dtensor(p):  # sharded by FSDP2: step the shard, or the gathered whole (see _sharded)
+                if self.per_element:
+                    work, grad = local(p), local(grad)
+                else:
+                    work, grad = gather(p), gather(grad)
+                    self.__dict__.setdefault("_sharded", []).append((p, work))  # see _write_back_shards
+                if work is not p:
+                    self.__dict__.setdefault("_originals", {})[id(work)] = p
             state = self.state[p]
             if not state:
-                self.init_state(p, state, group)
-            params.append(p)
-            grads.append(-p.grad if group.get("maximize", False) else p.grad)
+                self.init_state(work, state, group)
+            params.append(work)
+            grads.append(-grad if group.get("maximize", False) else grad)
             states.append(state)
         return params, grads, states
 

@@ -99,9 +99,25 @@ def l2_into_grad(grad: Many, param: Many, weight_decay: float) -> Many:
 
 
 # --- directions ----------------------------------------------------------------------
+def nonfinite_into_(out: Many, *sources: Many) -> Many:
+    r"""Make ``out`` NaN wherever a source is NaN or infinite, in place; finite values keep their bits.
+
+    Rules that squash their input (``sign``, ``atan2``, ``clamp``, masks) would otherwise turn a
+    non-finite gradient into a finite step while its NaN stays in the state, silently freezing
+    that coordinate for every later step; with this the NaN reaches the parameter, where it is
+    seen. It adds $0 \cdot s$: zero for finite $s$, NaN for NaN and $\pm\infty$.
+    """
+    for source in sources:
+        out.add_(source, alpha=0)
+    return out
+
+
 def sign_direction(x: Many) -> Many:
-    r"""$\operatorname{sign}(x)$ as a new tensor (signSGD, Lion)."""
-    return x.sign()
+    r"""$\operatorname{sign}(x)$ as a new tensor (signSGD, Lion), NaN where $x$ is not finite.
+
+    torch's ``sign`` maps NaN to 0; see :func:`nonfinite_into_` for why zij keeps it NaN.
+    """
+    return nonfinite_into_(x.sign(), x)
 
 
 def atan2_direction(m_hat: Many, v_hat: Many, *, a: float = 1.2732395447351628, b: float = 1.0) -> Many:
@@ -109,7 +125,7 @@ def atan2_direction(m_hat: Many, v_hat: Many, *, a: float = 1.2732395447351628, 
 
     The default $a = 4/\pi$ makes the direction match Adam's where $|\hat m| \ll \sqrt{\hat v}$.
     """
-    return m_hat.clone().atan2_(v_hat.sqrt().mul_(b)).mul_(a)
+    return nonfinite_into_(m_hat.clone().atan2_(v_hat.sqrt().mul_(b)).mul_(a), m_hat, v_hat)
 
 
 def cautious_(update: Many, grad: Many) -> Many:

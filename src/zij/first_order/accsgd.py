@@ -59,6 +59,10 @@ class AccSGD(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: short step size $\eta$.
@@ -82,6 +86,7 @@ class AccSGD(ZijOptimizer):
     """
 
     supports_foreach = True
+    per_element = True
 
     def __init__(self, params, lr: float = 1e-3, kappa: float = 1000.0, xi: float = 10.0, small_const: float = 0.7,
                  weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

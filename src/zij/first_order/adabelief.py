@@ -61,6 +61,10 @@ class AdaBelief(TwoMomentOptimizer):
     decay) are not part of this class; its default ``eps`` is the official
     package's.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -84,6 +88,7 @@ class AdaBelief(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_var")
+    per_element = True
     supports_foreach = True
     rule = staticmethod(adabelief_update)
 

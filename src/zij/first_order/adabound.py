@@ -72,6 +72,10 @@ class AdaBound(ZijOptimizer):
     the learning-rate schedule. Here $\eta^{*}$ is its own group entry
     (``final_lr``), untouched by schedulers that change ``lr``.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: Adam-phase learning rate $\eta$.
@@ -94,6 +98,7 @@ class AdaBound(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas=(0.9, 0.999), gamma: float = 1e-3,
                  weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):

@@ -73,6 +73,14 @@ class Adai(ZijOptimizer):
     moments first, then the momenta. ``decoupled=True`` replaces the L2 term
     by $\theta \leftarrow (1-\eta\lambda)\theta$ before the moments (AdaiW).
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
+    With bfloat16 or float16 parameters Adai needs float32 state (``state_dtype=torch.float32``):
+    in 16 bits $\beta_{1,t} \le 1 - \epsilon$ rounds to 1, the product $\prod \beta_1$ stops
+    shrinking, and the bias correction $1 - \prod \beta_1$ divides by zero.
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (SGD's scale: the official examples use 0.1 to 1).

@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import decoupled_decay_, ema_, ema_sq_
+from ..blocks import decoupled_decay_, ema_, ema_sq_, nonfinite_into_
 
 
 def adam_atan2_update(
@@ -33,7 +33,8 @@ def adam_atan2_update(
     ema_sq_(exp_avg_sq, grad, beta2)
     m_hat = exp_avg / (1 - beta1**step)
     scaled_root = (exp_avg_sq / (1 - beta2**step)).sqrt_().mul_(b)
-    param.add_(m_hat.atan2_(scaled_root), alpha=-lr * a)
+    direction = nonfinite_into_(m_hat.atan2_(scaled_root), scaled_root)  # m is NaN, or v infinite, if g was
+    param.add_(direction, alpha=-lr * a)
 
 
 class AdamAtan2(ZijOptimizer):
@@ -59,6 +60,10 @@ class AdamAtan2(ZijOptimizer):
     $b = 1$ are those of the adam-atan2-pytorch package; $a \approx 4/\pi$
     makes a coordinate with $\hat m_t = \sqrt{\hat v_t}$ move by about $\eta$,
     as in Adam. Where $\hat m_t = \hat v_t = 0$ the step is 0.
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.

@@ -63,6 +63,10 @@ class AdaMod(ZijOptimizer):
     before averaging it (so $s_t$ averages $\eta_t / (1-\beta_1^t)$) and adds
     $\epsilon$ to $\sqrt{v_t}$ rather than $\sqrt{\hat v_t}$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -86,6 +90,7 @@ class AdaMod(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "exp_avg_lr")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), beta3: float = 0.999, eps: float = 1e-8,

@@ -85,6 +85,10 @@ class AdamWAdv(ZijOptimizer):
 
     $d$ is the number of entries of the tensor; the slow average is kept only when $\alpha > 0$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

@@ -77,6 +77,10 @@ class Adan(ZijOptimizer):
     ``restart_opt()``; here, build a new optimizer). The official code's optional global gradient-norm clipping
     (``max_grad_norm``) is not part of this class.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -102,6 +106,7 @@ class Adan(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_diff", "exp_avg_sq", "prev_grad")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.98, 0.92, 0.99), eps: float = 1e-8,

@@ -70,6 +70,10 @@ class AdaPNM(ZijOptimizer):
     uses $v_t$ for $u_t$; ``decoupled=False`` adds $\lambda\theta_{t-1}$ to the
     gradient instead (L2).
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

@@ -82,6 +82,10 @@ class AdEMAMix(ZijOptimizer):
     code computes the same $\beta_3$ schedule through half-lives, with a
     $10^{-8}$ guard inside its logarithm. With $\alpha = 0$ the rule is AdamW.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -109,6 +113,7 @@ class AdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_slow", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,

@@ -70,6 +70,10 @@ class ADOPT(ZijOptimizer):
     $\theta_t = \theta_{t-1} - \eta(m_t + \lambda \theta_{t-1})$ for $t \ge 1$,
     as in the official code (which does not decay at the initializing call either).
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -95,6 +99,7 @@ class ADOPT(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.9999), eps: float = 1e-6, weight_decay: float = 0.0,

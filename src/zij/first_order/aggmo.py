@@ -45,6 +45,10 @@ class AggMo(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -63,6 +67,8 @@ class AggMo(ZijOptimizer):
         Lucas, Sun, Zemel and Grosse, "Aggregated Momentum: Stability Through Passive Damping",
         ICLR 2019. https://arxiv.org/abs/1804.00325
     """
+
+    per_element = True
 
     def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False, state_dtype: torch.dtype | None = None):

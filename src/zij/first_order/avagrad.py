@@ -61,6 +61,10 @@ class AvaGrad(ZijOptimizer):
     gradients at this step, as in the official code, which also bias-corrects
     $v$; with a single group this is the paper's whole parameter vector.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\alpha$.

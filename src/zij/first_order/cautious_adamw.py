@@ -62,6 +62,10 @@ class CautiousAdamW(TwoMomentOptimizer):
     about $1/\operatorname{nnz}$ relatively. With every coordinate kept the
     step is AdamW's times $d / (d + 1)$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

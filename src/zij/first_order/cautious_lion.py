@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import cautious_, decoupled_decay_, ema_
+from ..blocks import cautious_, decoupled_decay_, ema_, sign_direction
 
 
 def cautious_lion_update(
@@ -25,7 +25,7 @@ def cautious_lion_update(
     theta <- theta - lr * (d / (nnz(phi) + 1) * phi * u + wd * theta), d = number of entries;
     m <- b2 m + (1 - b2) g.
     """
-    update = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
+    update = sign_direction(exp_avg * beta1 + grad * (1 - beta1))
     cautious_(update, grad)
     decoupled_decay_(param, lr, weight_decay).add_(update, alpha=-lr)
     ema_(exp_avg, grad, beta2)
@@ -54,6 +54,10 @@ class CautiousLion(ZijOptimizer):
     divide by the mean of the mask instead (plus or clamped by a small
     constant). Not to be confused with CLion (arXiv 2604.14587), a different
     "cautious Lion" that switches between the sign and the raw direction.
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.

@@ -61,6 +61,10 @@ class DiffGrad(ZijOptimizer):
     code adds $\epsilon$ to $\sqrt{v_t}$ before the bias correction rather
     than to $\sqrt{\hat v_t}$, and uses coupled (L2) weight decay.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -84,6 +88,7 @@ class DiffGrad(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq", "previous_grad")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0, *,

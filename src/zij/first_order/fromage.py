@@ -6,9 +6,7 @@ import math
 
 import torch
 
-from torch.optim import Optimizer
-
-from .._base import check_positive, hyperparameters
+from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, Variant, invalid, register
 
 
@@ -28,7 +26,7 @@ def fromage_update(param: torch.Tensor, grad: torch.Tensor, max_norm: torch.Tens
         param.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
 
 
-class Fromage(Optimizer):
+class Fromage(ZijOptimizer):
     r"""Fromage (Frobenius matched gradient descent): each tensor moves by a fixed fraction of its norm.
 
     The gradient of each parameter tensor is rescaled to the tensor's own
@@ -44,6 +42,10 @@ class Fromage(Optimizer):
     zero takes the plain step $W - \eta g$ instead (still divided by the
     prefactor), and ``p_bound`` caps each tensor's norm at ``p_bound`` times
     its norm at the first step.
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.
@@ -69,31 +71,14 @@ class Fromage(Optimizer):
             check_positive(p_bound, "p_bound")
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Perform one optimization step (Fromage keeps no state but the optional norm bound).
+    def init_state(self, p, state, group):
+        """Fromage keeps no per-step state; with ``p_bound``, the bound from the first norm."""
+        if group["p_bound"] is not None:
+            state["max"] = p.norm() * group["p_bound"]
 
-        Args:
-            closure: optional callable that re-evaluates the model and returns the loss.
-
-        Returns:
-            The closure's loss, or ``None``.
-        """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse or torch.is_complex(p):
-                    raise RuntimeError("Fromage does not support sparse gradients or complex parameters")
-                state = self.state[p]
-                if group["p_bound"] is not None and "max" not in state:
-                    state["max"] = p.norm() * group["p_bound"]
-                fromage_update(p, -p.grad if group["maximize"] else p.grad, state.get("max"), lr=group["lr"])
-        return loss
+    def group_step(self, group, params, grads, states):
+        for p, grad, state in zip(params, grads, states):
+            fromage_update(p, grad, state.get("max"), lr=group["lr"])
 
 
 register(OptimizerEntry(

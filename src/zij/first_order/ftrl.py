@@ -6,12 +6,14 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from ..blocks import nonfinite_into_
 from ._ops import map_
 
 
 def _solve(z: torch.Tensor, denom: torch.Tensor, lambda1: float) -> torch.Tensor:
     """The closed-form weight: 0 where |z| <= lambda1, else -(z - lambda1 sign z) / denom."""
-    return torch.where(z.abs() > lambda1, (z.sign() * lambda1 - z) / denom, torch.zeros_like(z))
+    weight = torch.where(z.abs() > lambda1, (z.sign() * lambda1 - z) / denom, torch.zeros_like(z))
+    return nonfinite_into_(weight, z, denom)
 
 
 def ftrl_update(
@@ -65,6 +67,10 @@ class FTRL(ZijOptimizer):
     $\delta = 0$ and $\lambda_2 = 0$, a coordinate whose gradients have all
     been zero stays at 0.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (the paper's $\alpha$).
@@ -87,6 +93,7 @@ class FTRL(ZijOptimizer):
     """
 
     state_names = ("z", "n")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-1, beta: float = 1.0, lambda1: float = 0.0, lambda2: float = 0.0, *,

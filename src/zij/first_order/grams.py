@@ -55,6 +55,10 @@ class Grams(TwoMomentOptimizer):
     same rule with $\epsilon$ replaced by $\epsilon / \sqrt{1-\beta_2^{t}}$;
     the default $\epsilon$ is the official package's.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -77,6 +81,7 @@ class Grams(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
     rule = staticmethod(grams_update)
 

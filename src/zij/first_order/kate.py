@@ -54,6 +54,10 @@ class KATE(ZijOptimizer):
     The state keeps $b_t^2$ and $m_t^2$ (both from 0). With $\epsilon = 0$ a
     coordinate whose gradients have all been zero gives 0/0: keep $\epsilon > 0$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: step size $\eta$ (the paper's $\beta$).
@@ -77,6 +81,7 @@ class KATE(ZijOptimizer):
     """
 
     state_names = ("b_sq", "m_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, delta: float = 0.0, eps: float = 1e-8, weight_decay: float = 0.0, *,

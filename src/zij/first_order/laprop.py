@@ -57,6 +57,10 @@ class LaProp(TwoMomentOptimizer):
     the learning rate is constant; its centered and AMSGrad options are not
     part of this class.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -79,6 +83,7 @@ class LaProp(TwoMomentOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
     rule = staticmethod(laprop_update)
 

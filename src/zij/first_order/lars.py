@@ -61,6 +61,10 @@ class LARS(ZijOptimizer):
     $b_t = \beta b_{t-1} + \eta\, g_t$: no trust ratio and no weight decay, as
     in common large-batch recipes.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups; every tensor is one layer.
         lr: global learning rate $\eta$.

@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import decoupled_decay_, ema_
+from ..blocks import decoupled_decay_, ema_, sign_direction
 
 
 def lion_update(
@@ -24,7 +24,7 @@ def lion_update(
     c = beta1 * m + (1 - beta1) * g;  theta <- theta - lr * (sign(c) + weight_decay * theta);
     m <- beta2 * m + (1 - beta2) * g.
     """
-    direction = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
+    direction = sign_direction(exp_avg * beta1 + grad * (1 - beta1))
     decoupled_decay_(param, lr, weight_decay).add_(direction, alpha=-lr)
     ema_(exp_avg, grad, beta2)
 class Lion(ZijOptimizer):
@@ -41,6 +41,10 @@ class Lion(ZijOptimizer):
     m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, g_t
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.
@@ -63,6 +67,7 @@ class Lion(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,

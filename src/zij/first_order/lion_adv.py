@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Variant, invalid, register
-from ..blocks import cautious_, ema_, orthograd
+from ..blocks import cautious_, ema_, orthograd, sign_direction
 from .adamw_adv import ORTHOGRAD_SKIPS, apply_step_
 
 
@@ -19,7 +19,7 @@ def lion_adv_update(param, grad, exp_avg, *, lr: float, beta1: float, beta2: flo
     """
     if orthogonal:
         grad = orthograd(grad, param)
-    update = (exp_avg * beta1 + grad * (1 - beta1)).sign_()
+    update = sign_direction(exp_avg * beta1 + grad * (1 - beta1))
     if cautious:
         cautious_(update, grad)
     apply_step_(param, update, lr=lr, scale=1.0, weight_decay=weight_decay, stochastic_rounding=stochastic_rounding)
@@ -41,6 +41,10 @@ class LionAdv(ZijOptimizer):
     m_t &= \beta_2 m_{t-1} + (1-\beta_2)\, \tilde g_t
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.

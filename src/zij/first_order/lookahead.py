@@ -6,6 +6,7 @@ import torch
 from torch.optim import Optimizer
 
 from .._base import check_int, check_unit
+from .._checkpoint import CheckedStateDict, check_wrapper
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, register
 
 COUNTER = "lookahead_step"
@@ -20,7 +21,7 @@ def lookahead_sync(fast: torch.Tensor, slow: torch.Tensor, *, alpha: float) -> N
     fast.copy_(slow)
 
 
-class Lookahead(Optimizer):
+class Lookahead(CheckedStateDict, Optimizer):
     r"""Lookahead: take k steps with an inner optimizer, then pull slow weights toward them.
 
     The inner optimizer $A$ runs unchanged on fast weights $\tilde\theta$; after
@@ -38,6 +39,9 @@ class Lookahead(Optimizer):
     The slow weights of a parameter start at its value before its first step.
     Learning-rate schedulers act on the inner optimizer's groups, which this
     optimizer shares.
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
 
     Args:
         optimizer: the inner optimizer (any ``torch.optim.Optimizer``).
@@ -95,6 +99,7 @@ class Lookahead(Optimizer):
         return {**super().state_dict(), "inner": self.optimizer.state_dict(), "k": self.k, "alpha": self.alpha}
 
     def load_state_dict(self, state_dict):
+        check_wrapper(self, state_dict, ("inner", "k", "alpha"))
         state_dict = dict(state_dict)
         self.optimizer.load_state_dict(state_dict.pop("inner"))
         self.k = state_dict.pop("k")

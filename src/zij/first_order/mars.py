@@ -68,6 +68,10 @@ class MARS(ZijOptimizer):
     MARS-Shampoo are not part of this class. With $\gamma = 0$ and gradients of
     norm at most one, the rule is AdamW.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

@@ -64,6 +64,10 @@ class MSVAG(ZijOptimizer):
     This is the authors' (TensorFlow) code; at the first step $\rho_1 = 1$ is
     capped, so $\gamma_1 = 1$ wherever $g_1 \ne 0$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (``learning_rate`` in the official code).
@@ -85,6 +89,7 @@ class MSVAG(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, beta: float = 0.9, *, maximize: bool = False,

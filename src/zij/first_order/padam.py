@@ -65,6 +65,10 @@ class Padam(ZijOptimizer):
     bias correction and $\epsilon$ inside the power. ``amsgrad=False`` uses
     $v_t$ in place of the running maximum $\hat v_t$. Weight decay is L2.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (Padam takes SGD's, e.g. 0.1).
@@ -90,6 +94,7 @@ class Padam(ZijOptimizer):
     """
 
     supports_foreach = True
+    per_element = True
 
     def __init__(self, params, lr: float = 1e-1, betas=(0.9, 0.999), partial: float = 0.125, eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = True, *, maximize: bool = False,

@@ -61,6 +61,10 @@ class PID(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -85,6 +89,7 @@ class PID(ZijOptimizer):
     """
 
     state_names = ("integral_buffer", "derivative_buffer", "previous_grad")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, integral: float = 5.0,

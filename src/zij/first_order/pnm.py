@@ -66,6 +66,10 @@ class PNM(ZijOptimizer):
     ``decoupled=False`` adds $\lambda\theta_{t-1}$ to the gradient instead (L2).
     $\beta_0 = 0$ recovers heavy-ball momentum with coefficient $\beta_1^2$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -89,6 +93,7 @@ class PNM(ZijOptimizer):
     """
 
     state_names = ("pos_momentum", "neg_momentum")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 1.0), weight_decay: float = 0.0, decoupled: bool = True,

@@ -48,6 +48,10 @@ class QHM(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -70,6 +74,7 @@ class QHM(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,

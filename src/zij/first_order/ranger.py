@@ -90,6 +90,10 @@ class Ranger(ZijOptimizer):
     ``torch.optim.RAdam(..., decoupled_weight_decay=True)``. Gradient
     centralization, added to Ranger in 2020, is not part of this class.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

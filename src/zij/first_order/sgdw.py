@@ -51,6 +51,10 @@ class SGDW(ZijOptimizer):
     torch's AdamW convention: the paper's $\lambda$ is the per-step fraction
     of the weights removed.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $s_t \alpha$ (a scheduler may change it).
@@ -72,6 +76,7 @@ class SGDW(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,

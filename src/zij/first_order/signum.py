@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, Parity, invalid, register
-from ..blocks import ema_
+from ..blocks import ema_, sign_direction
 
 
 def signum_update(
@@ -29,7 +29,7 @@ def signum_update(
         momentum_buffer.copy_(grad)
     else:
         ema_(momentum_buffer, grad, momentum)
-    param.add_(momentum_buffer.sign(), alpha=-lr)
+    param.add_(sign_direction(momentum_buffer), alpha=-lr)
 
 
 class Signum(ZijOptimizer):
@@ -48,6 +48,10 @@ class Signum(ZijOptimizer):
     \theta_t &= \theta_{t-1} - \eta\, \operatorname{sign}(m_t)
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.
@@ -71,6 +75,7 @@ class Signum(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0, *,

@@ -75,6 +75,10 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     leaves out. With $\beta_1 = 0$ and $\alpha = 0$ the rule is AdamW with
     $\beta_1 = 0$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$; the authors suggest Adam's learning rate times
@@ -103,6 +107,7 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,

@@ -62,6 +62,10 @@ class StableAdamW(TwoMomentOptimizer):
     debiased decays, $m_t$ and $v_t$ equal Adam's bias-corrected moments
     $\hat m_t$ and $\hat v_t$. The default weight decay is AdamW's in torch.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

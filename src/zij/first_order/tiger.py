@@ -6,7 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import decoupled_decay_, ema_
+from ..blocks import decoupled_decay_, ema_, sign_direction
 
 
 def tiger_update(
@@ -23,7 +23,7 @@ def tiger_update(
     m <- beta * m + (1 - beta) * g;  theta <- theta - lr * (sign(m) + weight_decay * theta).
     """
     ema_(exp_avg, grad, beta)
-    decoupled_decay_(param, lr, weight_decay).add_(exp_avg.sign(), alpha=-lr)
+    decoupled_decay_(param, lr, weight_decay).add_(sign_direction(exp_avg), alpha=-lr)
 
 
 class Tiger(ZijOptimizer):
@@ -47,6 +47,10 @@ class Tiger(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -67,6 +71,7 @@ class Tiger(ZijOptimizer):
     """
 
     state_names = ("exp_avg",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,

@@ -55,6 +55,10 @@ class Yogi(ZijOptimizer):
     implementations start it at $10^{-6}$ and also bias-correct both moments,
     which this class does not). $v_t$ never becomes negative.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (the paper suggests $10^{-2}$).
@@ -79,6 +83,7 @@ class Yogi(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,

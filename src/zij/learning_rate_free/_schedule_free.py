@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .._sharded import local
 from .._tensorlist import TensorList
 
 
@@ -66,5 +67,5 @@ class TrainEvalProtocol:
             for p in group["params"]:
                 z = self.state[p].get("z") if p in self.state else None
                 if z is not None:
-                    p.lerp_(z.to(p.dtype), weight)
+                    local(p).lerp_(z.to(p.dtype), weight)  # an FSDP2 shard's state is the shard's
             group["train_mode"] = train

@@ -55,6 +55,10 @@ class COCOB(ZijOptimizer):
     is zij's multiplier of the bet $w_t$, so that schedulers and parameter groups have a
     learning rate to act on; the bet is read back as $w_{t-1} = \theta_{t-1} - \theta_0$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: multiplier of the bet (1 is the method).
@@ -75,6 +79,7 @@ class COCOB(ZijOptimizer):
     """
 
     supports_foreach = True
+    per_element = True
 
     def __init__(self, params, lr: float = 1.0, alpha: float = 100.0, *, maximize: bool = False,
                  foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -65,6 +65,10 @@ class DAdaptAdam(ZijOptimizer):
     learning rate, or 0, across groups). A step in
     which every gradient is zero moves nothing and leaves $d$ and $r$ unchanged.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning-rate multiplier $\eta$ (leave at 1; a scheduler may change it).

@@ -45,6 +45,10 @@ class DoG(ZijOptimizer):
     paper pairs DoG with a polynomial-decay average of the iterates, which is not part
     of the optimizer.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         reps_rel: relative initial movement; $r_\epsilon$ = ``reps_rel`` $(1 + \lVert\theta_0\rVert)$ (1e-4 with batch norm).

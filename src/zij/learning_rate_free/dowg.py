@@ -36,6 +36,10 @@ class DoWG(ZijOptimizer):
     shared by all groups, kept in every group dict. Norms run over the tensors that have
     a gradient (the official code requires every tensor to have one).
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: $c$, multiplier of the step size (1 is the method).

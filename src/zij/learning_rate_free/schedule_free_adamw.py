@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from .._sharded import local
 from .._tensorlist import TensorList
 from ..blocks import ema_sq_
 
@@ -55,6 +56,10 @@ class ScheduleFreeAdamW(ZijOptimizer):
     above); the official code uses the largest $\eta_i$ so far in place of $\eta_t$, the
     same unless a scheduler lowers the learning rate.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: base learning rate $\eta$.
@@ -82,6 +87,7 @@ class ScheduleFreeAdamW(ZijOptimizer):
     """
 
     state_names = ("exp_avg_sq",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 0.0025, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
@@ -134,7 +140,7 @@ class ScheduleFreeAdamW(ZijOptimizer):
             for p in group["params"]:
                 if "z" in self.state.get(p, {}):
                     z = self.state[p]["z"].to(p.dtype)
-                    p.lerp_(z, 1 - beta1 if train else 1 - 1 / beta1)
+                    local(p).lerp_(z, 1 - beta1 if train else 1 - 1 / beta1)  # FSDP2: the shard's state
             group["train_mode"] = train
 
 

@@ -66,6 +66,10 @@ class ScheduleFreeRAdam(TrainEvalProtocol, ZijOptimizer):
     ($c_{t+1} = 0$ while all weights are zero), and the weight decay is added at $y_t$
     after the normalization.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: base learning rate $\eta$.
@@ -93,6 +97,7 @@ class ScheduleFreeRAdam(TrainEvalProtocol, ZijOptimizer):
     """
 
     state_names = ("exp_avg_sq",)
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 0.0025, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,

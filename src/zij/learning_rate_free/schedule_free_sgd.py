@@ -45,6 +45,10 @@ class ScheduleFreeSGD(TrainEvalProtocol, ZijOptimizer):
     official code the averaging weights use the largest step size so far, $\bar\eta_t$,
     and the weight decay is added to the gradient at $y_t$.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: base learning rate $\eta$ (larger than usual for SGD: 1 to 10 times).
@@ -71,6 +75,7 @@ class ScheduleFreeSGD(TrainEvalProtocol, ZijOptimizer):
     """
 
     supports_foreach = True
+    per_element = True
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
                  warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, maximize: bool = False,

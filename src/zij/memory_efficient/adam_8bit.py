@@ -102,6 +102,10 @@ class Adam8bit(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -179,7 +183,7 @@ class Adam8bit(ZijOptimizer):
 
     def load_state_dict(self, state_dict):
         """Load as torch does, but keep the saved float32 block scales (torch casts state to the parameter's dtype)."""
-        saved = {i: {k: v for k, v in s.items() if k.endswith("_absmax")} for i, s in state_dict["state"].items()}
+        saved = {i: {k: v for k, v in s.items() if k.endswith("_absmax")} for i, s in state_dict.get("state", {}).items()}
         super().load_state_dict(state_dict)
         ids = [i for group in state_dict["param_groups"] for i in group["params"]]
         params = [p for group in self.param_groups for p in group["params"]]

@@ -117,6 +117,10 @@ class APOLLO(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups (a group may set its own ``rank``, or ``None``).
         lr: learning rate $\eta$.
@@ -169,7 +173,7 @@ class APOLLO(ZijOptimizer):
             shape = (group["rank"], n) if m < n else (m, group["rank"])
             # the first seed is the parameter's 1-based position among all parameters, as in the official code
             flat = [q for g in self.param_groups for q in g["params"]]
-            state["seed"] = next(i for i, q in enumerate(flat, 1) if q is p)
+            state["seed"] = next(i for i, q in enumerate(flat, 1) if q is self.param_of(p))
         dtype = group.get("state_dtype") or p.dtype
         state["exp_avg"] = torch.zeros(shape, dtype=dtype, device=p.device)
         state["exp_avg_sq"] = torch.zeros(shape, dtype=dtype, device=p.device)

@@ -46,6 +46,10 @@ class BAdam(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups; each group is one block.
         lr: learning rate $\eta_t$ (each group may set its own).
@@ -76,6 +80,9 @@ class BAdam(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
+    first_group_keys = ("switch_block_every", "switch_mode", "freeze_inactive", "block_step", "active_block",
+                        "block_order")
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  switch_block_every: int = 50, switch_mode: str = "descending", start_block: int | None = None,

@@ -70,6 +70,10 @@ class CAME(ZijOptimizer):
     \end{aligned}
     $$
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$ (required, as in the official code; the paper uses 2e-4 for BERT).

@@ -7,6 +7,7 @@ import torch
 from torch.optim import Optimizer
 
 from .._base import check_nonnegative, hyperparameters
+from .._checkpoint import CheckedStateDict
 from .._registry import ErrorInput, OptimizerEntry, Variant, invalid, register
 
 
@@ -51,7 +52,7 @@ def lomo_update(param: torch.Tensor, grad: torch.Tensor, *, lr: float, weight_de
         param.copy_(work)
 
 
-class LOMO(Optimizer):
+class LOMO(CheckedStateDict, Optimizer):
     r"""LOMO (LOw-Memory Optimization): SGD with value and global-norm clipping, the rule of a fused-backward optimizer.
 
     Protocol: the official LOMO updates each parameter inside the backward pass (a hook
@@ -74,6 +75,10 @@ class LOMO(Optimizer):
     \theta^{(l)}_t &= (1 - \eta\lambda)\, \theta^{(l)}_{t-1} - \eta\, \tilde g^{(l)}_t
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.

@@ -98,6 +98,10 @@ class SMMF(ZijOptimizer):
     $S$ is stored as $M > 0$, so an entry with $M = 0$ is rebuilt with a negative sign, as
     in the official code.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -157,7 +161,7 @@ class SMMF(ZijOptimizer):
 
     def load_state_dict(self, state_dict):
         """Load as torch does, but keep boolean sign tensors boolean (torch casts state to the parameter's dtype)."""
-        saved = {i: s["sign"] for i, s in state_dict["state"].items() if "sign" in s}
+        saved = {i: s["sign"] for i, s in state_dict.get("state", {}).items() if "sign" in s}
         super().load_state_dict(state_dict)
         ids = [i for group in state_dict["param_groups"] for i in group["params"]]
         params = [p for group in self.param_groups for p in group["params"]]

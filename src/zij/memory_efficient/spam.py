@@ -76,6 +76,10 @@ class SPAM(ZijOptimizer):
 
     $c_t = t \bmod \Delta T$ once $t \ge \Delta T$ (no warm-up before the first reset).
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.
@@ -102,6 +106,7 @@ class SPAM(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    per_element = True
     supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,

@@ -6,7 +6,7 @@ import torch
 
 from .._base import check_nonnegative
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
-from ..blocks import decoupled_decay_, ema_sq_, newton_schulz
+from ..blocks import decoupled_decay_, ema_sq_, newton_schulz, sign_direction
 from .muon_aux_adam import MuonWithAuxAdam, routed_defaults
 
 
@@ -36,7 +36,7 @@ def adamuon_matrix_update(
         blended = grad.lerp(blended, momentum)
     matrix = blended.reshape(blended.size(0), -1)
     rows, cols = matrix.shape
-    direction = newton_schulz(matrix.sign().to(ns_dtype or matrix.dtype), ns_steps).to(grad.dtype).view(param.shape)
+    direction = newton_schulz(sign_direction(matrix).to(ns_dtype or matrix.dtype), ns_steps).to(grad.dtype).view(param.shape)
     ema_sq_(exp_avg_sq, direction.to(exp_avg_sq.dtype), momentum)
     direction = direction / exp_avg_sq.sqrt().add_(eps).to(direction.dtype)
     direction.mul_(0.2 * (rows * cols) ** 0.5 / (direction.norm() + eps))
@@ -67,6 +67,10 @@ class AdaMuon(MuonWithAuxAdam):
     \theta_t &= (1 - \eta_a\lambda_a)\,\theta_{t-1} - \eta_a\, \frac{m_t / (1-\beta_{a1}^{t})}{\sqrt{s_t / (1-\beta_{a2}^{t})} + \epsilon_a}
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups; a group may set ``use_muon`` (``None``:

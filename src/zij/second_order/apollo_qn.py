@@ -73,6 +73,10 @@ class ApolloDQN(ZijOptimizer):
     ``warmup=0`` uses $\eta$ from the first step. Named ``ApolloDQN`` (as in pytorch_optimizer)
     to keep it apart from APOLLO, the unrelated memory-efficient optimizer.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: peak learning rate $\eta$, reached after the warm-up.

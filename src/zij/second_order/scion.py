@@ -9,7 +9,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_positive, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, Variant, invalid, register
-from ..blocks import ema_, newton_schulz
+from ..blocks import ema_, newton_schulz, sign_direction
 
 _EPS = 1e-8
 
@@ -56,7 +56,7 @@ def _bias_rms(g, *, ns_dtype):
 
 def _sign(g, *, ns_dtype, normalized=True, zero_init=False):
     d_out, d_in = g.shape
-    return g.sign() / d_in if normalized else g.sign()
+    return sign_direction(g) / d_in if normalized else sign_direction(g)
 
 
 def _auto(g, *, ns_dtype):
@@ -113,6 +113,10 @@ class Scion(ZijOptimizer):
     \theta_t &= (1-\gamma)\, \theta_{t-1} + \gamma\, v_t \qquad \text{(constrained, SCG; the code default)}
     \end{aligned}
     $$
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups (each may set ``norm``, ``norm_kwargs``, ``scale``).

@@ -116,6 +116,10 @@ class SOAP(ZijOptimizer):
     is kept in ``state_dtype``, or the parameter's dtype (float32 for half precision); the
     arithmetic runs in float32 at least.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
     Args:
         params: iterable of parameters or parameter groups.
         lr: learning rate $\eta$.

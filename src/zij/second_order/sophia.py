@@ -10,7 +10,7 @@ from torch.overrides import TorchFunctionMode
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_positive, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
-from ..blocks import decoupled_decay_, ema_
+from ..blocks import decoupled_decay_, ema_, nonfinite_into_
 
 
 class CreateGraph(TorchFunctionMode):
@@ -90,7 +90,7 @@ def sophia_update(param, grad, exp_avg, hessian, *, lr: float, beta1: float, rho
     decoupled_decay_(param, lr, weight_decay)
     ema_(exp_avg, grad, beta1)
     ratio = exp_avg / (hessian * rho).clamp_min_(eps)
-    param.add_(ratio.clamp_(-1.0, 1.0), alpha=-lr)
+    param.add_(nonfinite_into_(ratio.clamp_(-1.0, 1.0), exp_avg, hessian), alpha=-lr)
 
 
 class HutchinsonOptimizer(ZijOptimizer):
@@ -110,9 +110,21 @@ class HutchinsonOptimizer(ZijOptimizer):
 
     def step(self, closure=None):
         """One step; ``closure`` (optional) is run with ``backward`` building a graph when an estimate is due."""
+        self.refuse_distributed()
         loss = run_closure(closure, self.refreshes()) if closure is not None else None
         super().step()
         return loss
+
+    def refuse_distributed(self) -> None:
+        """Hessian-vector products are a double backward, which neither DDP (it does not synchronize
+        higher-order gradients, pytorch issue 63929) nor FSDP2 supports: refuse with a clear error."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            raise RuntimeError(
+                f"{type(self).__name__} takes Hessian-vector products (a double backward), which DDP does not "
+                "synchronize and FSDP2 does not support, so it cannot run with more than one process: train with "
+                "it in a single process, or pick a first-order optimizer for distributed training")
 
     def global_step(self, gathered):
         refresh = self.refreshes()
@@ -168,6 +180,10 @@ class Sophia(HutchinsonOptimizer):
     breaks the reference cycle ``create_graph`` makes. The estimate is taken over all
     parameters of all groups together, with probes from a generator seeded by ``seed``
     whose state is saved in ``state_dict`` (``seed=None``: torch's global generator).
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
 
     Args:
         params: iterable of parameters or parameter groups.

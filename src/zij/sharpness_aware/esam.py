@@ -64,6 +64,9 @@ class ESAM(ExtraSettings, SAM):
     and on the selected examples) and ESAM calls ``backward`` on the means.
     The mask draws use torch's global random generator.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
+
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
         rho: perturbation radius $\rho$.

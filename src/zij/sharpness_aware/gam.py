@@ -56,6 +56,9 @@ class GAM(ExtraSettings, SAM):
     optimizer step. The paper schedules the radii with the learning rate; here
     they are the attributes ``grad_rho`` and ``grad_norm_rho``.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
+
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
         grad_rho: SAM-type radius $\rho$.

@@ -37,6 +37,9 @@ class LookSAM(ExtraSettings, SAM):
     gradient again and call ``second_step()``) and False on the others, where it
     has already taken the step. The stored $v$ and $t$ are part of ``state_dict``.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
+
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
         rho: perturbation radius $\rho$.

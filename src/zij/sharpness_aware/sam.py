@@ -6,6 +6,7 @@ import torch
 from torch.optim import Optimizer
 
 from .._base import check_nonnegative
+from .._checkpoint import CLASS_KEY, check_wrapper
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
 
 
@@ -48,6 +49,9 @@ class SAM(Optimizer):
     backward pass, ``second_step()`` after the second. Gradients are not
     cleared between the two calls of a closure that does not clear them itself.
     Learning-rate schedulers act on the base optimizer's groups, which SAM shares.
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
 
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
@@ -143,12 +147,10 @@ class SAM(Optimizer):
     def state_dict(self):
         """The base optimizer's state (SAM keeps nothing between steps but its settings)."""
         return {"inner": self.optimizer.state_dict(), "rho": self.rho, "eps": self.eps, "eta": self.eta,
-                "normalized": self.normalized}
+                "normalized": self.normalized, CLASS_KEY: type(self).__name__}
 
     def load_state_dict(self, state_dict):
-        for key in ("inner", "rho", "eps", "eta"):
-            if key not in state_dict:
-                raise KeyError(f"{type(self).__name__} state_dict has no {key!r}: was it saved by another optimizer?")
+        check_wrapper(self, state_dict, ("inner", "rho", "eps", "eta"))
         self.optimizer.load_state_dict(state_dict["inner"])
         self.rho, self.eps, self.eta = state_dict["rho"], state_dict["eps"], state_dict["eta"]
         self.normalized = state_dict.get("normalized")
@@ -177,6 +179,9 @@ class ASAM(SAM):
     instead (the official code normalizes the parameters whose name contains
     ``weight``: pass ``[p for n, p in model.named_parameters() if "weight" in n]``).
     The final step is the base optimizer's (``BaseStep``).
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
 
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).

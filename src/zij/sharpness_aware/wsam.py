@@ -40,6 +40,9 @@ class WSAM(ExtraSettings, SAM):
     hand ``first_step()`` after the first backward pass and ``second_step()``
     after the second.
 
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters, through
+    the perturbation or the wrapped optimizer's own step, as in torch.optim.
+
     Args:
         optimizer: the base optimizer (any ``torch.optim.Optimizer``).
         rho: perturbation radius $\rho$.

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install serve site test bench bench-site validate clean
+.PHONY: install serve site test bench bench-tasks bench-site validate clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m zij._bench
+
+bench-tasks: $(STAMP)
+	$(PY) -m zij.bench $(ARGS)
 
 bench-site: $(STAMP)
 	$(PY) -m zij_canon.bench --runs 5

@@ -16,6 +16,24 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MKDOCS = Path(sys.executable).with_name("mkdocs")
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """Reads mkdocs.yml as mkdocs does for what the tests need: ``!ENV [NAME, default]`` is the
+    variable's value when it is set, else the default."""
+
+
+def _env(loader, node):
+    name, *default = loader.construct_sequence(node)
+    return os.environ.get(name, default[0] if default else None)
+
+
+_ConfigLoader.add_constructor("!ENV", _env)
+
+
+def mkdocs_config() -> dict:
+    """The project's mkdocs.yml, with environment variables resolved."""
+    return yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_ConfigLoader)
+
+
 def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",)) -> Path:
     """A canon with the real vocabularies and a few real records, at ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -36,7 +54,7 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
     Canon and off for the small test canons, unless ``api`` says otherwise. The build cache
     is the project's (``build/.cache``) unless ``cache_dir`` names another folder.
     """
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    config = mkdocs_config()
     with_api = (canon == CANON) if api is None else api
     if docs_dir is None:
         docs_dir = ROOT / "site"

@@ -1,7 +1,8 @@
 """API reference pages for the zij package, and the links between them and the Canon.
 
 The package's registry is read in a separate Python process
-(``python -m zij._registry``), started early so it runs while the Canon is
+(``python -m zij_canon.signatures``: the registry's catalog with each class's
+constructor arguments), started early so it runs while the Canon is
 validated; the documentation build never imports torch itself. zij's own
 classes are documented by mkdocstrings, one page per family; torch.optim's
 classes that zij registers are listed on the API index with links to their
@@ -32,6 +33,10 @@ class ApiEntry:
     canon_id: str
     family: str
     builtin: bool
+    arguments: tuple[str, ...] = ()
+    """The constructor's argument names, in order (without ``*args``/``**kwargs``)."""
+    required: tuple[str, ...] = ()
+    """The arguments without a default."""
 
     @property
     def anchor(self) -> str:
@@ -44,12 +49,15 @@ class ApiEntry:
         return "api/" if self.builtin else f"api/{self.family}/"
 
 
+CATALOG_FORMAT = b"catalog with constructor arguments\n"  # change to drop catalogs cached by older code
+
+
 def _source_key() -> str:
     """A key that changes whenever a source file of the zij package changes (found without importing it)."""
     spec = importlib.util.find_spec("zij")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the zij package is not installed: pip install -e .")
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(CATALOG_FORMAT)
     for root in spec.submodule_search_locations:
         for path in sorted(Path(root).rglob("*.py")):
             stat = path.stat()
@@ -80,7 +88,7 @@ class Catalog:
 
     def _start(self) -> subprocess.Popen:
         return subprocess.Popen(
-            [self._python, "-m", "zij._registry"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [self._python, "-m", "zij_canon.signatures"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
     def entries(self) -> list[ApiEntry]:
@@ -88,7 +96,7 @@ class Catalog:
             return self._cached
         out, err = self._proc.communicate()
         if self._proc.returncode != 0:
-            raise RuntimeError(f"could not read the zij registry (python -m zij._registry):\n{err.strip()}")
+            raise RuntimeError(f"could not read the zij registry (python -m zij_canon.signatures):\n{err.strip()}")
         entries = _parse_catalog(out)
         if self._cache is not None:  # kept for the next build; catalogs of older sources are removed
             self._cache.parent.mkdir(parents=True, exist_ok=True)
@@ -104,9 +112,12 @@ def _parse_catalog(text: str) -> list[ApiEntry]:
     data = json.loads(text)
     if not isinstance(data, list):
         raise ValueError("the catalog is not a list")
-    entries = [ApiEntry(**{k: v for k, v in item.items() if k != "aliases"}) for item in data]
+    entries = [ApiEntry(**{k: tuple(v) if k in ("arguments", "required") else v for k, v in item.items() if k != "aliases"})
+               for item in data]
     for e in entries:
         if not all(isinstance(getattr(e, f), str) for f in ("name", "public", "path", "canon_id", "family")) or not isinstance(e.builtin, bool):
+            raise TypeError(f"malformed catalog entry {e!r}")
+        if not all(isinstance(a, str) for a in e.arguments + e.required):
             raise TypeError(f"malformed catalog entry {e!r}")
     return entries
 

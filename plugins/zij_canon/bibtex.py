@@ -33,8 +33,36 @@ def cite_key(record: Record) -> str:
     return re.sub(r"[^a-z0-9]", "", f"{_ascii(first)}{record.year}{word}".lower()) or record.id
 
 
-def bibtex(record: Record, venue: Venue) -> str:
-    """A BibTeX entry for the record's paper."""
+def cite_keys(records: list[Record]) -> dict[str, str]:
+    """Record id -> its key, unique across ``records``: papers sharing a key get a, b, ... in id order."""
+    by_key: dict[str, list[str]] = {}
+    for record in sorted(records, key=lambda r: r.id):
+        by_key.setdefault(cite_key(record), []).append(record.id)
+    keys = {}
+    for key, ids in by_key.items():
+        for i, rid in enumerate(ids):
+            keys[rid] = key if len(ids) == 1 else f"{key}{_suffix(i)}"
+    return keys
+
+
+def _suffix(i: int) -> str:
+    """a, b, ..., z, aa, ab, ...: the suffix of the i-th paper sharing a key."""
+    return _suffix(i // 26 - 1) + chr(97 + i % 26) if i >= 26 else chr(97 + i)
+
+
+def reference(record: Record, venue: Venue) -> str:
+    """The paper as a plain-text reference: authors, title, venue and year, then its identifiers."""
+    authors = record.paper.authors
+    names = ", ".join(authors[:-1]) + " and " + authors[-1] if len(authors) > 1 else "".join(authors)
+    parts = [f"{names}." if names else "", f"{record.paper.title.rstrip('.')}.", f"{venue.full_name}, {record.year}."]
+    if record.paper.arxiv:
+        parts.append(f"arXiv:{record.paper.arxiv}.")
+    parts.append(f"https://doi.org/{record.paper.doi}" if record.paper.doi else record.paper.url)
+    return " ".join(p for p in parts if p)
+
+
+def bibtex(record: Record, venue: Venue, key: str | None = None) -> str:
+    """A BibTeX entry for the record's paper, under ``key`` (its :func:`cite_key` when not given)."""
     kind = ENTRY_TYPES.get(venue.kind, "misc")
     fields = [("title", "{" + _tex_escape(record.paper.title) + "}")]
     if record.paper.authors:
@@ -52,4 +80,4 @@ def bibtex(record: Record, venue: Venue) -> str:
         fields.append(("doi", record.paper.doi))
     fields.append(("url", record.paper.url))
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
-    return f"@{kind}{{{cite_key(record)},\n{body}\n}}"
+    return f"@{kind}{{{key or cite_key(record)},\n{body}\n}}"

@@ -95,10 +95,10 @@ def cmd_new(args) -> int:
 
 
 def cmd_export(args) -> int:
-    canon = load(args.canon)
-    data = [r.model_dump(mode="json", exclude_none=True) for r in canon.records]
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=1)
-    sys.stdout.write("\n")
+    from .downloads import render_downloads
+    from .render import method_url
+
+    sys.stdout.write(render_downloads(load(args.canon), method_url)[f"canon.{args.format}"])
     return 0
 
 
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("category")
     new.add_argument("id")
     new.set_defaults(fn=cmd_new)
-    export = sub.add_parser("export", help="all records as JSON on stdout")
-    export.add_argument("--format", choices=["json"], default="json")
+    export = sub.add_parser("export", help="all records on stdout, as the site's canon.json, canon.csv or canon.bib")
+    export.add_argument("--format", choices=["json", "csv", "bib"], default="json")
     export.set_defaults(fn=cmd_export)
     math = sub.add_parser("check-math", help="render all math with KaTeX and compile every rule with pdflatex")
     math.add_argument("--katex-only", action="store_true", help="skip the pdflatex compile")

@@ -4,13 +4,17 @@ Each hook is short; the work happens in :mod:`zij_canon.canon` (loading and
 validation), :mod:`zij_canon.math` (KaTeX) and :mod:`zij_canon.render`
 (templates). Generated pages are tiny Markdown stubs created with
 ``File.generated``; their HTML body is filled in ``on_page_content``, so the
-heavy KaTeX markup never goes through Markdown.
+heavy KaTeX markup never goes through Markdown, and their table of contents is
+read from that HTML. Their edit links open the Canon file they show. The
+Canon's downloads (:mod:`zij_canon.downloads`) are generated files too, and
+the nav's categories section is filled from ``categories.yaml``.
 
 Per-page costs are kept down for a large Canon: validated records come from a
 cache (:mod:`zij_canon.cache`), generated pages are indexed for search by
 :mod:`zij_canon.search` instead of Material's slower parser (same entries; the
 sections of unchanged pages are cached too), and the site nav of method pages
-is rendered once per folder (``theme/main.html``).
+is rendered once per folder, with each page's own table of contents spliced in
+(``theme/main.html``).
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ from mkdocs.utils import CountHandler
 
 from .api import Catalog, api_urls, check_links, family_page
 from .canon import load
+from .downloads import render_downloads
 from .loader import CanonError
 from .math import MathError, find_katex, render_canon_math
-from .models import Record
-from .render import Renderer, category_url, method_url
+from .render import Renderer, category_url, method_url, table_of_contents
 
 try:  # generated pages are indexed with a faster tokenizer when Material's search plugin is in use
     from material.plugins.search.plugin import SearchPlugin
@@ -64,6 +68,8 @@ class CanonConfig(base.Config):
     """Build into a temporary folder and swap it in only after a clean build."""
     api = c.Type(bool, default=True)
     """Generate the API reference of the zij package and link it with the Canon both ways."""
+    nav_categories = c.Type(str, default="Categories")
+    """Title of the ``nav`` section that lists the category pages, in the order of ``categories.yaml``."""
 
 
 def _stub(title: str) -> str:
@@ -71,11 +77,51 @@ def _stub(title: str) -> str:
     return f"---\ntitle: {json.dumps(title)}\n---\n"
 
 
+def _edit_uri(source: Path, docs_dir: Path) -> str | None:
+    """Where ``source`` is relative to the docs folder (for the edit link), when both are in one project."""
+    source, docs_dir = source.resolve(), docs_dir.resolve()
+    if not source.is_relative_to(docs_dir.parent):
+        return None
+    return posixpath.relpath(source.as_posix(), docs_dir.as_posix())
+
+
+def _fill_nav(nav: list | None, title: str, pages: list[str]) -> None:
+    """Put ``pages`` into the nav section titled ``title`` (written ``- Title: []`` in mkdocs.yml)."""
+    for item in nav or []:
+        if isinstance(item, dict) and title in item:
+            item[title] = pages
+
+
 def _recover_swap(final: Path) -> None:
     """Put the previous site back if a build was killed between the two renames of its swap."""
     old = Path(str(final).rstrip("/") + ".zij-old")
     if old.is_dir() and not final.exists():
         old.rename(final)
+
+
+class SharedSidebars:
+    """The sidebars of one folder's generated pages, rendered once, with a gap for each page's table of contents."""
+
+    SECONDARY = '<div class="md-sidebar md-sidebar--secondary"'
+
+    def __init__(self):
+        self.shared: dict[str, tuple[str, str]] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.shared
+
+    def put(self, key: str, html: str, toc: str) -> str:
+        """Keep ``html`` (a page's sidebars, its ``toc`` inside) for the folder ``key``; return it."""
+        start = html.find(self.SECONDARY)
+        if start >= 0 and toc and html.count(toc, start) == 1:
+            at = html.index(toc, start)
+            self.shared[key] = (html[:at], html[at + len(toc):])
+        return html
+
+    def get(self, key: str, toc: str) -> str:
+        """The folder's sidebars with this page's ``toc``."""
+        before, after = self.shared[key]
+        return before + toc + after
 
 
 class CanonPlugin(BasePlugin[CanonConfig]):
@@ -119,9 +165,11 @@ class CanonPlugin(BasePlugin[CanonConfig]):
                 raise PluginError("the registry and the Canon disagree:\n" + "\n".join(link_problems))
         self.katex_dir = katex
         overrides = Path(self.config.overrides) if self.config.overrides else None
-        self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries))
+        signatures = {e.public: (e.arguments, e.required) for e in self.api_entries}
+        self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries), signatures)
         config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css"]
         config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js"]
+        _fill_nav(config.nav, self.config.nav_categories, [f"{cat.id}/index.md" for cat in self.canon.ordered_categories()])
         if self.config.atomic and self.command != "serve":
             self._redirect_site_dir(config)
         self.search = next(
@@ -133,28 +181,39 @@ class CanonPlugin(BasePlugin[CanonConfig]):
     def on_files(self, files: Files, *, config) -> Files:
         """Add the generated pages, the name index and the bundled assets."""
         r = self.renderer
+        root = self.canon.root
         self.pages = {  # generated page -> (title, function rendering its body)
             "index.md": ("Home", r.home_page),
-            "families.md": ("Families", r.families_page),
+            "families/index.md": ("Families", r.families_page),
             "schema.md": ("Record schema", r.schema_page),
         }
+        sources = {"families/index.md": root / "families.yaml"}  # generated page -> the Canon file it shows
         for cat in self.canon.ordered_categories():
             self.pages[f"{cat.id}/index.md"] = (cat.title, lambda cid=cat.id: r.category_page(cid))
+            sources[f"{cat.id}/index.md"] = root / "categories.yaml"
+        for fam in self.canon.families.values():
+            self.pages[f"families/{fam.id}.md"] = (fam.title, lambda fid=fam.id: r.family_page(fid))
+            sources[f"families/{fam.id}.md"] = root / "families.yaml"
         for record in self.canon.records:
             self.pages[f"{record.categories[0]}/{record.id}.md"] = (record.name, lambda rec=record: r.method_page(rec))
+            sources[f"{record.categories[0]}/{record.id}.md"] = self.canon.entries[record.id].path
         if self.config.api:
             self.pages["api/index.md"] = ("API reference", lambda: r.api_index_page(self.api_entries))
         for uri, (title, _) in self.pages.items():
             if files.get_file_from_path(uri) is not None:
                 raise PluginError(f"site/{uri} would be replaced by a generated page; remove or rename it")
-            files.append(File.generated(config, uri, content=_stub(title)))
+            file = File.generated(config, uri, content=_stub(title))
+            if uri in sources:
+                file.edit_uri = _edit_uri(sources[uri], Path(config.docs_dir))
+            files.append(file)
         for family in sorted({e.family for e in self.api_entries if not e.builtin}):
             members = [e for e in self.api_entries if e.family == family and not e.builtin]
             content = family_page(self.canon.families[family].title, members, self.canon)
             files.append(File.generated(config, f"api/{family}.md", content=content))
         index = json.dumps(self.renderer.names_index(), ensure_ascii=False, separators=(",", ":"))
         files.append(File.generated(config, "assets/zij/names.json", content=index))
-        files.append(File.generated(config, "schema/record.schema.json", content=json.dumps(Record.model_json_schema(), indent=1)))
+        for path, content in render_downloads(self.canon, method_url).items():
+            files.append(File.generated(config, path, content=content))
         for asset in ASSETS.iterdir():
             files.append(File.generated(config, f"assets/zij/{asset.name}", abs_src_path=str(asset)))
         dist = self.katex_dir / "dist"
@@ -173,25 +232,30 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         if config.theme.name == "material" and isinstance(env.loader, jinja2.FileSystemLoader):
             dirs = env.loader.searchpath
             dirs.insert(1 if config.theme.custom_dir in dirs else 0, str(THEME))
-            env.globals.update(zij_nav={}, zij_nav_key=self.nav_key)
+            env.globals.update(zij_nav=SharedSidebars(), zij_nav_key=self.nav_key)
         return env
 
     def nav_key(self, page) -> str | None:
-        """The folder of a generated page whose site nav is its siblings' (outside the nav, no toc), or None.
+        """The folder of a generated page whose site nav is its siblings' (outside the nav), or None.
 
-        Such a page marks no nav item active and has no table of contents, so the
-        sidebars differ between such pages only by relative links: by folder.
+        Such a page marks no nav item active, so its primary sidebar differs from
+        its siblings' only by relative links: by folder. (Its table of contents,
+        in the secondary sidebar, is its own: theme/main.html splices it in.)
         """
         if page is None or page.file.src_uri not in self.pages or page.file.src_uri in self.nav_uris:
             return None
-        if page.toc or page.meta.get("hide"):
+        if page.meta.get("hide"):
             return None
         return posixpath.dirname(page.url.rstrip("/"))
 
     def on_page_content(self, html, *, page, config, files):
-        """Replace a generated page's (empty) body with its rendered HTML."""
+        """Replace a generated page's (empty) body with its rendered HTML, and give it a table of contents."""
         generated = self.pages.get(page.file.src_uri)
-        return generated[1]() if generated else html
+        if not generated:
+            return html
+        body = generated[1]()
+        page.toc = table_of_contents(body)
+        return body
 
     @event_priority(50)  # before Material's search plugin, which then skips the page
     def on_page_context(self, context, *, page, config, nav):

@@ -14,15 +14,20 @@ from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
+from mkdocs.structure.toc import TableOfContents, get_toc
 
 from . import latex
-from .bibtex import bibtex
+from .bibtex import bibtex, cite_keys, reference
 from .canon import Canon
 from . import models
+from .downloads import DOWNLOADS
 from .models import Record
+from .usage import snippet_html
 
 TEMPLATES = Path(__file__).parent / "templates"
 MATH_PLACEHOLDER = re.compile(r"<!--zij-math:(\d+)-->")
+HEADING = re.compile(r'<h([1-3]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
+TAG = re.compile(r"<[^>]+>")
 SOURCE_BADGES = {
     "paper": ("transcribed from the paper", "The rule is transcribed from the paper's algorithm."),
     "code": ("transcribed from the official code", "The rule is transcribed from the official implementation named in the notes."),
@@ -40,6 +45,23 @@ def category_url(category_id: str) -> str:
     return f"{category_id}/"
 
 
+def family_url(family_id: str) -> str:
+    return f"families/{family_id}/"
+
+
+def table_of_contents(html: str) -> TableOfContents:
+    """The table of contents of a generated page: its h1 to h3 headings, nested by level."""
+    root: list[dict] = []
+    open_levels: list[dict] = []
+    for level, anchor, inner in HEADING.findall(html):
+        token = {"level": int(level), "id": anchor, "name": TAG.sub("", inner).strip(), "children": []}
+        while open_levels and open_levels[-1]["level"] >= token["level"]:
+            open_levels.pop()
+        (open_levels[-1]["children"] if open_levels else root).append(token)
+        open_levels.append(token)
+    return get_toc(root)
+
+
 def relative(from_url: str, to_url: str) -> str:
     """Relative link between two directory-style site URLs ('' is the home page); keeps a #fragment."""
     to_url, hash_, fragment = to_url.partition("#")
@@ -51,7 +73,8 @@ def relative(from_url: str, to_url: str) -> str:
 class Renderer:
     """Renders the Canon's pages from templates; math comes pre-rendered."""
 
-    def __init__(self, canon: Canon, math_html: dict[str, str], overrides: Path | None = None, api_urls=None):
+    def __init__(self, canon: Canon, math_html: dict[str, str], overrides: Path | None = None, api_urls=None,
+                 signatures=None):
         loaders: list[jinja2.BaseLoader] = []
         if overrides is not None and overrides.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(overrides)))
@@ -67,6 +90,8 @@ class Renderer:
         self.math_list = list(math_html.values())
         self.math_ids = {key: i for i, key in enumerate(math_html)}
         self.api_urls = api_urls or {}
+        self.signatures = signatures or {}  # zij_class -> (constructor arguments, required ones)
+        self.cite_keys = cite_keys(canon.records)
         self.env.globals.update(canon=canon)
 
     # -- helpers exposed to templates -------------------------------------
@@ -96,6 +121,8 @@ class Renderer:
             "link": lambda target: relative(page_url, target),
             "method_url": method_url,
             "category_url": category_url,
+            "family_url": family_url,
+            "families_of": lambda record: [self.canon.families[f] for f in record.families],
         }
 
     # -- pages --------------------------------------------------------------
@@ -112,7 +139,9 @@ class Renderer:
             links=self.canon.links(record.id),
             source_label=source_label,
             source_help=source_help,
-            bibtex=bibtex(record, venue),
+            bibtex=bibtex(record, venue, self.cite_keys[record.id]),
+            reference=reference(record, venue),
+            use_it=Markup(snippet_html(record, *self.signatures.get(record.zij_class, ((), ()))) or ""),
             api_url=self.api_urls.get(record.zij_class),
             **self._context(url),
         )
@@ -133,6 +162,7 @@ class Renderer:
             implemented=sum(r.zij_class is not None for r in records),
             with_code=sum(bool(r.code) for r in records),
             counts={c: len(self.canon.in_category(c)) for c in self.canon.categories},
+            downloads=DOWNLOADS,
             **self._context(""),
         )
 
@@ -140,6 +170,18 @@ class Renderer:
         families = sorted(self.canon.families.values(), key=lambda f: f.title.lower())
         return self.env.get_template("families.html").render(
             families=[(f, self.canon.in_family(f.id)) for f in families], **self._context("families/")
+        )
+
+    def family_page(self, family_id: str) -> str:
+        """One family: its description and its members' table."""
+        family = self.canon.families[family_id]
+        records = sorted(self.canon.in_family(family_id), key=lambda r: (r.year, r.name.lower()))
+        api_page = f"api/{family_id}/"  # the API page of the family's zij classes, when it has one
+        has_api = any(self.api_urls.get(r.zij_class, "").startswith(api_page) for r in records)
+        return self.env.get_template("family.html").render(
+            family=family, records=records, venues=self.canon.venues, api_urls=self.api_urls,
+            api_page=api_page if has_api else None,
+            **self._context(family_url(family_id)),
         )
 
     def schema_page(self) -> str:
@@ -160,8 +202,8 @@ class Renderer:
         )
 
     def names_index(self) -> list[dict]:
-        """The small name/alias index the search box uses to rank exact names first."""
-        return [
+        """The small name/alias index the search box uses to rank exact names first: methods, then families."""
+        methods = [
             {
                 "name": r.name,
                 "aliases": r.aliases,
@@ -172,6 +214,12 @@ class Renderer:
             }
             for r in self.canon.records
         ]
+        families = [
+            {"name": f.title, "aliases": [f.id], "id": f"family:{f.id}", "url": family_url(f.id),
+             "category": "Family", "year": None}
+            for f in sorted(self.canon.families.values(), key=lambda f: f.id)
+        ]
+        return methods + families
 
 
 SCHEMA_MODELS = (

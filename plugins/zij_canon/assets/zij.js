@@ -1,4 +1,4 @@
-// zij site behaviour: copy buttons, the method-name search index, and math on API pages.
+// zij site behaviour: copy buttons (LaTeX, BibTeX, reference), the method-name search index, and math on API pages.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -25,8 +25,9 @@
     var button = event.target.closest("button[data-copy-from]");
     if (!button) return;
     var source = button.getAttribute("data-copy-from");
-    var holder = button.closest(source === "latex" ? ".zij-eq" : ".zij-bibtex");
-    var text = holder.getAttribute("data-" + source);
+    var holder = button.closest("[data-" + source + "]");
+    // the text to copy is the holder's data attribute, or (when that is empty) the text it shows
+    var text = holder.getAttribute("data-" + source) || holder.querySelector(".zij-copy-source").textContent;
     copyText(text).then(function () {
       var label = button.textContent;
       button.textContent = "Copied";
@@ -78,7 +79,7 @@
       var title = document.createElement("strong");
       title.textContent = entry.name;
       var meta = document.createElement("span");
-      meta.textContent = " " + entry.category + ", " + entry.year;
+      meta.textContent = " " + entry.category + (entry.year ? ", " + entry.year : "");
       link.appendChild(title);
       link.appendChild(meta);
       box.appendChild(link);

@@ -158,7 +158,6 @@ register(OptimizerEntry(
     cls=Rose,
     canon_id="rose",
     family="adaptive",
-    aliases=("ROSE",),
     recipe={"lr": 0.05, "weight_decay": 0.0},
     # On the quadratic and Rosenbrock problems (one matrix each) the optimum lies off the hyperplane the starting
     # point's row means fix, and centring the gradient rows (gradient centralization) keeps the weights on it:

@@ -82,7 +82,8 @@ def test_group_flag_list_and_predicate_select_the_same():
     norm = [*model.bn.parameters(), *model.out_norm.parameters()]
     ids = {id(p) for p in norm}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    flagged = zij.SAMON(torch.optim.SGD([{"params": rest}, {"params": norm, "sam_on": True}], lr=0.1))
+    flagged = zij.SAMON(torch.optim.SGD([{"params": rest}, {"params": norm, "sam_on": True}], lr=0.1),
+                        norm_params=None)
     listed = zij.SAMON(torch.optim.SGD([{"params": rest}, {"params": norm}], lr=0.1), norm_params=norm)
     predicate = zij.SAMON(torch.optim.SGD([{"params": rest}, {"params": norm}], lr=0.1),
                           norm_params=lambda p: id(p) in ids)
@@ -92,7 +93,7 @@ def test_group_flag_list_and_predicate_select_the_same():
 def test_no_selected_parameter_is_refused():
     w = torch.ones(3, requires_grad=True)
     with pytest.raises(ValueError, match="norm_params"):
-        zij.SAMON(torch.optim.SGD([w], lr=0.1))
+        zij.SAMON(torch.optim.SGD([w], lr=0.1), norm_params=None)
     with pytest.raises(ValueError, match="norm_params"):
         zij.SAMON(torch.optim.SGD([w], lr=0.1), norm_params=torch.nn.Linear(2, 2))
 

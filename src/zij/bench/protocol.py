@@ -174,8 +174,8 @@ def run(entry: OptimizerEntry, task: Task, lr: float, seed: int, steps: int | No
     opt = build(entry, problem, task, lr)
     key = step_key(entry, task)
     if key not in ("lr", "base.lr"):
-        for group in opt.param_groups:
-            group["lr"] = group[key]
+        for group in opt.param_groups:  # a cap kept under its own name (AliG keeps its cap as ``lr``)
+            group["lr"] = group.get(key, group.get("lr"))
     schedule = WarmupCosine(opt, warmup_steps=warmup, total_steps=steps)
     has_eval = callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))
     calls, batch, first = 0, None, []

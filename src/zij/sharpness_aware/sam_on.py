@@ -42,7 +42,7 @@ class SAMON(ExtraSettings, SAM):
     apart by itself: pass ``norm_params``, either the model (then, as in the
     official code, its parameters whose name contains ``norm`` or ``bn`` are
     selected), a list of the parameters, or a function of a parameter tensor
-    that returns whether it is one; or leave ``norm_params`` out and put
+    that returns whether it is one; or pass ``norm_params=None`` and put
     ``"sam_on": True`` in the base optimizer's param groups that hold them. A
     wrapper that selects no parameter raises ``ValueError``. As in the official
     code, the perturbed parameters are restored by copying them back (not by
@@ -83,7 +83,7 @@ class SAMON(ExtraSettings, SAM):
 
     _settings = ("perturbed",)
 
-    def __init__(self, optimizer: Optimizer, rho: float = 0.5, eps: float = 1e-16, *, norm_params=None):
+    def __init__(self, optimizer: Optimizer, rho: float = 0.5, eps: float = 1e-16, *, norm_params):
         super().__init__(optimizer, rho=rho, eps=eps)
         params = self._all_params()
         if norm_params is None:

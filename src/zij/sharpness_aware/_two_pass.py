@@ -49,7 +49,23 @@ class ExtraSettings:
 
 def closure_required(opt, closure) -> None:
     if closure is None:
-        raise ValueError(f"{type(opt).__name__} needs a closure (or call its step halves yourself)")
+        raise ValueError(f"{type(opt).__name__} needs a closure (or call first_step() and second_step() yourself)")
+
+
+def two_pass_step(opt, closure):
+    """The two-pass protocol: loss and gradients, ``first_step``, gradients again, ``second_step``.
+
+    Returns the first loss. Wrappers whose halves differ from SAM's (RWP's noise, SAM-ON's mask)
+    reuse this loop through their own ``first_step`` and ``second_step``.
+    """
+    closure_required(opt, closure)
+    with torch.enable_grad():
+        loss = closure()
+    opt.first_step()
+    with torch.enable_grad():
+        closure()
+    opt.second_step()
+    return loss
 
 
 COMMON = dict(

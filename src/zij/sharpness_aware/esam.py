@@ -9,7 +9,8 @@ from torch.optim import Optimizer
 
 from .._base import check_nonnegative
 from .._registry import ErrorInput, OptimizerEntry, register
-from ._two_pass import COMMON, RECIPE, RHO_ERROR, ROSENBROCK, ExtraSettings, global_norm, with_grads
+from ._two_pass import (COMMON, RECIPE, RHO_ERROR, ROSENBROCK, ExtraSettings, closure_required, global_norm,
+                        with_grads)
 from .sam import SAM
 
 
@@ -123,8 +124,7 @@ class ESAM(ExtraSettings, SAM):
 
     def step(self, closure=None):
         """One ESAM step; ``closure`` is required (see the protocol above). Returns the first loss."""
-        if closure is None:
-            raise ValueError("ESAM needs a closure (or call first_step() and second_step() yourself)")
+        closure_required(self, closure)
         if self.gamma >= 0.99:
             return super().step(closure)
         self.zero_grad()

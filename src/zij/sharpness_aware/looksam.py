@@ -7,7 +7,8 @@ from torch.optim import Optimizer
 
 from .._base import check_int, check_nonnegative
 from .._registry import ErrorInput, OptimizerEntry, register
-from ._two_pass import COMMON, RECIPE, RHO_ERROR, ROSENBROCK, ExtraSettings, global_dot, global_norm, with_grads
+from ._two_pass import (COMMON, RECIPE, RHO_ERROR, ROSENBROCK, ExtraSettings, closure_required, global_dot,
+                        global_norm, with_grads)
 from .sam import SAM
 
 
@@ -110,8 +111,7 @@ class LookSAM(ExtraSettings, SAM):
 
     def step(self, closure=None):
         """One LookSAM step; ``closure`` is required. Returns the first loss."""
-        if closure is None:
-            raise ValueError("LookSAM needs a closure (or call first_step() and second_step() yourself)")
+        closure_required(self, closure)
         with torch.enable_grad():
             loss = closure()
         if self.first_step():

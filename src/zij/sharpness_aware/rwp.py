@@ -9,7 +9,7 @@ from .._base import check_int, check_nonnegative, check_unit
 from .._checkpoint import CLASS_KEY, check_wrapper
 from .._sharded import gather, is_dtensor
 from .._registry import ErrorInput, OptimizerEntry, register
-from ._two_pass import COMMON, RECIPE, ROSENBROCK, with_grads
+from ._two_pass import COMMON, RECIPE, ROSENBROCK, two_pass_step, with_grads
 
 
 def rwp_noise(p: torch.Tensor, gamma: float, generator: torch.Generator) -> torch.Tensor:
@@ -162,15 +162,7 @@ class RWP(Optimizer):
 
     def step(self, closure=None):
         """One RWP step; ``closure`` is required and is evaluated twice. Returns the first (clean) loss."""
-        if closure is None:
-            raise ValueError("RWP needs a closure (or call first_step() and second_step() yourself)")
-        with torch.enable_grad():
-            loss = closure()
-        self.first_step()
-        with torch.enable_grad():
-            closure()
-        self.second_step()
-        return loss
+        return two_pass_step(self, closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none)

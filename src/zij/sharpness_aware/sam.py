@@ -8,6 +8,7 @@ from torch.optim import Optimizer
 from .._base import check_nonnegative
 from .._checkpoint import CLASS_KEY, check_wrapper
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from ._two_pass import two_pass_step
 
 
 def sam_perturbation(params: list[torch.Tensor], grads: list[torch.Tensor], *, rho: float, adaptive: list[bool],
@@ -131,15 +132,7 @@ class SAM(Optimizer):
 
     def step(self, closure=None):
         """One SAM step; ``closure`` is required and is evaluated twice. Returns the first loss."""
-        if closure is None:
-            raise ValueError("SAM needs a closure (or call first_step() and second_step() yourself)")
-        with torch.enable_grad():
-            loss = closure()
-        self.first_step()
-        with torch.enable_grad():
-            closure()
-        self.second_step()
-        return loss
+        return two_pass_step(self, closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none)

@@ -88,17 +88,20 @@ def mlp_params(entry: OptimizerEntry, dtype=torch.float64, seed: int = 0):
     return [(torch.randn(s, generator=g, dtype=torch.float64) * 0.5).to(dtype).requires_grad_() for s in shapes]
 
 
+def mlp_forward(params, x):
+    """The MLP of :func:`mlp_params` applied to ``x``."""
+    if len(params) == 4:
+        w1, b1, w2, b2 = params
+        return torch.tanh(x @ w1.t() + b1) @ w2.t() + b2
+    w1, w2 = params
+    return torch.tanh(x @ w1.t()) @ w2.t()
+
+
 def mlp_loss(params):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(16, 4, generator=g, dtype=torch.float64).to(params[0].device, params[0].dtype)
     y = torch.randn(16, 3, generator=g, dtype=torch.float64).to(params[0].device, params[0].dtype)
-    if len(params) == 4:
-        w1, b1, w2, b2 = params
-        out = torch.tanh(x @ w1.t() + b1) @ w2.t() + b2
-    else:
-        w1, w2 = params
-        out = torch.tanh(x @ w1.t()) @ w2.t()
-    return ((out - y) ** 2).mean()
+    return ((mlp_forward(params, x) - y) ** 2).mean()
 
 
 def train_mlp(entry: OptimizerEntry, opt, params, steps: int):

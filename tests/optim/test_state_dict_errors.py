@@ -22,22 +22,18 @@ IDS = [e.name for e in ENTRIES]
 ZIJ_BASE = (zij.AdamWAdv, {"lr": 1e-3})
 
 
+def fresh(entry, params):
+    """An optimizer of ``entry`` over ``params`` (wrappers around a zij base, which checks the state)."""
+    kwargs = {**entry.recipe, **({"base": ZIJ_BASE} if entry.wraps else {})}
+    return entry.make(params, **kwargs)
+
+
 def trained(entry, steps: int = 2):
-    """An optimizer of ``entry`` after ``steps`` steps on the MLP (wrappers around a zij base)."""
+    """An optimizer of ``entry`` after ``steps`` steps on the MLP, and its parameters."""
     params = mlp_params(entry)
-    kwargs = dict(entry.recipe)
-    if entry.wraps:
-        kwargs["base"] = ZIJ_BASE
-    opt = entry.make(params, **kwargs)
+    opt = fresh(entry, params)
     train_mlp(entry, opt, params, steps)
     return opt, params
-
-
-def fresh(entry, params):
-    kwargs = dict(entry.recipe)
-    if entry.wraps:
-        kwargs["base"] = ZIJ_BASE
-    return entry.make([p.detach().clone().requires_grad_() for p in params], **kwargs)
 
 
 def torch_layout(state_dict: dict) -> dict:
@@ -83,7 +79,7 @@ def test_missing_top_level_key_is_named(entry):
     key = "inner" if "inner" in saved else "param_groups"
     del saved[key]
     with pytest.raises(ValueError, match=repr(key)):
-        fresh(entry, params).load_state_dict(saved)
+        fresh(entry, mlp_params(entry)).load_state_dict(saved)
 
 
 def first_tensor_state(layout: dict):
@@ -119,7 +115,7 @@ def test_missing_hyperparameter_is_named(entry):
     name = "lr" if "lr" in group else next(k for k in group if k != "params")
     del group[name]
     with pytest.raises(ValueError, match=rf"param_groups\[0\] has no '{name}'"):
-        fresh(entry, params).load_state_dict(saved)
+        fresh(entry, mlp_params(entry)).load_state_dict(saved)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
@@ -162,7 +158,7 @@ def test_untagged_state_dict_of_torch_adam(entry):
     adam = torch.optim.Adam(params, lr=1e-3)
     train_mlp(entry, adam, params, 2)
     donor = adam.state_dict()
-    target = fresh(entry, params)
+    target = fresh(entry, mlp_params(entry))
     if hasattr(target, "init_state") and covered_by(target, donor):
         target.load_state_dict(donor)  # Adam's state holds every name this class uses: it loads
     else:

@@ -29,3 +29,18 @@ def test_l1_keeps_small_accumulated_gradients_at_zero():
         p.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()
         assert p[0].item() == 0.0 and p[1].item() < 0.0
+
+
+def test_a_step_at_zero_learning_rate_changes_nothing():
+    # FTRL divides by the learning rate; a warm-up schedule's first step at lr = 0 is no step at all.
+    p = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    opt = zij.FTRL([p], lr=0.1, lambda1=1e-3)
+    p.grad = torch.tensor([1.0, -2.0, 0.5])
+    opt.step()
+    before = p.detach().clone(), {k: v.clone() for k, v in opt.state[p].items() if torch.is_tensor(v)}
+    opt.param_groups[0]["lr"] = 0.0
+    p.grad = torch.tensor([3.0, 1.0, -1.0])
+    opt.step()
+    assert torch.equal(p.detach(), before[0])
+    for k in ("z", "n"):
+        assert torch.equal(opt.state[p][k], before[1][k])

@@ -73,3 +73,18 @@ def test_large_gradients_are_damped():
     zeta = zij.first_order.gravity.gravity_zeta(g)
     assert zeta.abs().max() <= 1 / (2 * g.abs().max()) + 1e-18
     assert zeta[0] < zeta[1] < zeta[2]  # 1e-6, 1e-4 and 5e-3: the order of the gradients reversed
+
+
+def test_initial_velocity_uses_the_built_rate_under_a_warmup_schedule():
+    # A warm-up schedule sets lr to 0 before the first step; the initial velocity's scale is alpha over
+    # the rate the group was built with (its initial_lr), not a division by zero.
+    torch.manual_seed(0)
+    p = torch.zeros(20000, dtype=torch.float64, requires_grad=True)
+    opt = zij.Gravity([p], lr=0.1, alpha=0.5)
+    zij.schedulers.WarmupCosine(opt, warmup_steps=5, total_steps=10)
+    assert opt.param_groups[0]["lr"] == 0.0
+    p.grad = torch.zeros_like(p)
+    opt.step()
+    v0 = opt.state[p]["v"] / ((0.9 + 1) / 3)
+    assert abs(v0.std().item() - 0.5 / 0.1) < 0.1
+    assert torch.equal(p.detach(), torch.zeros_like(p))  # lr 0: the step moves nothing

@@ -65,7 +65,8 @@ class FTRL(ZijOptimizer):
     The weights are recomputed from $(z_t, n_t)$ at every step (the paper
     computes them lazily, before each prediction, which is the same). With
     $\delta = 0$ and $\lambda_2 = 0$, a coordinate whose gradients have all
-    been zero stays at 0.
+    been zero stays at 0. A step at learning rate 0 (the first step of a warm-up
+    schedule that starts at zero) changes neither the weights nor the state.
 
     Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
     at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
@@ -108,6 +109,8 @@ class FTRL(ZijOptimizer):
         super().__init__(params, defaults)
 
     def update(self, p, grad, state, group):
+        if group["lr"] == 0:  # a schedule's zero: no step (the rule divides by lr), weights and state unchanged
+            return
         ftrl_update(p, grad, state["z"], state["n"], lr=group["lr"], beta=group["beta"], lambda1=group["lambda1"],
                     lambda2=group["lambda2"])
 

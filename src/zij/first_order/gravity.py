@@ -52,7 +52,8 @@ class Gravity(ZijOptimizer):
 
     Args:
         params: iterable of parameters or parameter groups.
-        lr: learning rate $\eta$ (> 0: it also scales the initial velocity).
+        lr: learning rate $\eta$ (> 0: it also scales the initial velocity; under a scheduler, the
+            rate the group was built with, its ``initial_lr``).
         alpha: $\alpha$, scale of the random initial velocity, in [0, 1).
         beta: $\beta$, the velocity decay that $\beta_t$ approaches, in [0, 1].
         maximize: maximize the objective instead of minimizing it.
@@ -84,7 +85,9 @@ class Gravity(ZijOptimizer):
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
-        state["v"] = self.zeros_like(p, group).normal_(mean=0.0, std=group["alpha"] / group["lr"])
+        # the learning rate the group was built with: a warm-up schedule may have set lr to 0 by the first step
+        lr = group.get("initial_lr", group["lr"])
+        state["v"] = self.zeros_like(p, group).normal_(mean=0.0, std=group["alpha"] / lr)
 
     def update(self, p, grad, state, group):
         t = state["step"]

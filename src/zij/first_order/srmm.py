@@ -18,9 +18,10 @@ def srmm_update(param, grad, avg_grad, avg_param, *, step: int, lr: float, beta:
     weight = (step + 1) ** (-beta)
     ema_(avg_grad, grad, 1 - weight)
     ema_(avg_param, param, 1 - weight)
-    curvature = 1.0 / lr
-    pull = proximal / (curvature + proximal)
-    param.mul_(pull).add_(avg_param, alpha=1 - pull).add_(avg_grad, alpha=-1.0 / (curvature + proximal))
+    # with L = 1/lr: c = proximal / (L + proximal) and 1 / (L + proximal), written in lr so that lr = 0
+    # (a warm-up schedule's first step) is the limit L -> inf: the iterate becomes theta_bar
+    pull = proximal * lr / (1.0 + proximal * lr)
+    param.mul_(pull).add_(avg_param, alpha=1 - pull).add_(avg_grad, alpha=-lr / (1.0 + proximal * lr))
 
 
 class SRMM(ZijOptimizer):

@@ -30,6 +30,36 @@ def test_flag_equals_dedicated_class_bitwise(cls, flags, dedicated, kwargs):
         assert torch.equal(a, b)
 
 
+def test_kourkoutas_flag_equals_kourkoutas_beta_with_beta2max_correction():
+    # Weight decay 0: KourkoutasBeta has none. Bitwise: both divide and add in the same order.
+    spike = {"kourkoutas_beta": True, "betas": (0.9, 0.995), "beta2_min": 0.88, "spike_decay": 0.93,
+             "tiny_spike": 1e-8, "spike_warmup": 3}
+    ours = trained(zij.AdamWAdv, lr=1e-2, weight_decay=0.0, **spike)
+    theirs = trained(zij.KourkoutasBeta, lr=1e-2, beta1=0.9, beta2_max=0.995, beta2_min=0.88, alpha=0.93,
+                     tiny_spike=1e-8, warmup_steps=3, bias_correction="beta2max")
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+    assert not all(torch.equal(a, b) for a, b in zip(ours, trained(zij.AdamWAdv, lr=1e-2, weight_decay=0.0,
+                                                                    betas=(0.9, 0.995))))
+
+
+def test_kourkoutas_flag_lowers_beta2_on_a_spike():
+    # One tensor, gradient norm 1 for five steps, then 100: after the spike its beta2 is near beta2_min.
+    p = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    opt = zij.AdamWAdv([p], lr=1e-3, weight_decay=0.0, betas=(0.9, 0.999), kourkoutas_beta=True,
+                       beta2_min=0.9, spike_decay=0.9)
+    for scale in [1.0] * 5 + [100.0]:
+        p.grad = torch.full_like(p, 0.5 * scale)  # norm = scale
+        before = opt.state[p]["exp_avg_sq"].clone() if opt.state[p] else torch.zeros_like(p)
+        opt.step()
+    r = opt.state[p]["norm_ema"].item()
+    ratio = 100.0 / (r + 1e-8)
+    beta2 = 0.999 - (0.999 - 0.9) * ratio / (1 + ratio)
+    expected = beta2 * before + (1 - beta2) * p.grad**2
+    torch.testing.assert_close(opt.state[p]["exp_avg_sq"], expected, rtol=1e-14, atol=0)
+    assert beta2 < 0.91
+
+
 def test_no_flags_is_adamw_and_alpha_is_ademamix():
     """Equal up to rounding: these classes order the final division and addition differently."""
     kwargs = {"lr": 1e-2, "weight_decay": 0.1}

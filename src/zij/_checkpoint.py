@@ -112,3 +112,14 @@ class CheckedStateDict:
         except ValueError:
             torch.optim.Optimizer.__setstate__(self, previous)  # keep what it had before the call
             raise
+
+
+def restore_exact(optimizer, state_dict: dict, names: tuple[str, ...]) -> None:
+    """After ``torch.optim.Optimizer.load_state_dict`` (which casts floating-point parameters' state to
+    their dtype): put back the state entries ``names`` as saved (sign bits and masks are not numbers)."""
+    saved = {i: {n: s[n] for n in names if n in s} for i, s in state_dict.get("state", {}).items()}
+    ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, p in zip(ids, params):
+        for name, value in saved.get(i, {}).items():
+            optimizer.state[p][name] = value.to(device=p.device, copy=True)

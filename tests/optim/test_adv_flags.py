@@ -102,3 +102,57 @@ def test_flags_are_checked():
         zij.AdamWAdv(p, betas=(0.9,))
     with pytest.raises(ValueError, match="alpha"):
         zij.AdamWAdv(p, alpha=-0.5)
+
+
+def test_sign_bits_round_trip_eight_to_a_byte():
+    from zij.first_order._packed import pack_signs, unpack_signs
+
+    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0))
+    packed = pack_signs(x)
+    assert packed.dtype == torch.uint8 and packed.numel() == 5  # ceil(35 / 8)
+    assert torch.equal(unpack_signs(packed, x.numel()), (x > 0).reshape(-1))
+    # bit k of byte j is entry 8 j + k: the first byte of [+, -, +, +, -, -, -, +] is 1 + 4 + 8 + 128
+    assert pack_signs(torch.tensor([1.0, -1, 2, 3, -1, -2, -3, 4]))[0].item() == 141
+
+
+def test_factored_flag_keeps_rank_one_moments_exactly():
+    # Gradients c_t * (s * u v^T) with a fixed sign pattern s and c_t > 0: |m| and v stay rank one, so the
+    # factored state loses nothing and the steps equal the unfactored ones (up to rounding).
+    g = torch.Generator().manual_seed(0)
+    u, v = torch.rand(6, generator=g, dtype=torch.float64) + 0.1, torch.rand(4, generator=g, dtype=torch.float64) + 0.1
+    pattern = torch.outer(u, v) * torch.where(torch.rand(6, 4, generator=g) > 0.5, 1.0, -1.0).double()
+    results = []
+    for factored in (False, True):
+        p = torch.zeros(6, 4, dtype=torch.float64, requires_grad=True)
+        opt = zij.AdamWAdv([p], lr=1e-2, weight_decay=0.1, factored=factored)
+        for c in (1.0, 0.3, 2.0, 0.7, 1.5):
+            p.grad = c * pattern
+            opt.step()
+        results.append((p.detach().clone(), opt.state[p]))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-12, atol=1e-15)
+    state = results[1][1]
+    assert {k: tuple(t.shape) for k, t in state.items() if torch.is_tensor(t)} == {
+        "v_row": (6,), "v_col": (4,), "m_row": (6,), "m_col": (4,), "m_sign": (3,)}
+    assert state["m_sign"].dtype == torch.uint8
+
+
+def test_factored_flag_stores_the_nnmf_of_the_moments():
+    # With a general gradient the moments are no longer exact, but the state is always SMMF's factors of
+    # the moments the step used: here after one step m = (1 - b1) g and v = (1 - b2) g^2.
+    from zij.first_order._packed import unpack_signs
+    from zij.memory_efficient.smmf import effective_shape, nnmf
+
+    grad = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    p = torch.zeros(8, 3, dtype=torch.float64, requires_grad=True)
+    opt = zij.AdamWAdv([p], lr=1e-2, weight_decay=0.0, factored=True)
+    p.grad = grad
+    opt.step()
+    state = opt.state[p]
+    for (row, col), x in (((state["m_row"], state["m_col"]), 0.1 * grad.abs()), ((state["v_row"], state["v_col"]), 0.001 * grad**2)):
+        want_row, want_col = nnmf(x.reshape(effective_shape(24)))  # viewed as 6 x 4, SMMF's near-square shape
+        torch.testing.assert_close(row, want_row, rtol=1e-12, atol=0)
+        torch.testing.assert_close(col, want_col, rtol=1e-12, atol=0)
+    assert torch.equal(unpack_signs(state["m_sign"], 24), (grad > 0).reshape(-1))
+    full = sum(t.numel() * t.element_size() for t in (torch.zeros(8, 3, dtype=torch.float64),) * 2)
+    kept = sum(t.numel() * t.element_size() for t in state.values() if torch.is_tensor(t))
+    assert kept < full / 2

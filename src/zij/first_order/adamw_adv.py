@@ -9,6 +9,8 @@ from .._base import ZijOptimizer, check_int, check_nonnegative, check_positive, 
 from .._registry import ErrorInput, OptimizerEntry, Variant, invalid, register
 from .._tensorlist import TensorList
 from ..blocks import cautious_, decoupled_decay_, ema_, ema_sq_, grams_, orthograd, stochastic_round_
+from .._checkpoint import restore_exact
+from ._packed import compress_, expand, factored_state
 from .kourkoutas_beta import sunspike_beta2
 
 
@@ -89,7 +91,15 @@ class AdamWAdv(ZijOptimizer):
     equals the dedicated class: ``cautious`` is CautiousAdamW, ``grams`` is Grams,
     ``atan2`` is AdamAtan2, ``alpha`` with ``betas[2]`` is AdEMAMix without its
     warmups, and ``kourkoutas_beta`` is KourkoutasBeta with
-    ``bias_correction="beta2max"``.
+    ``bias_correction="beta2max"``. With ``factored`` the moments live between
+    steps in SMMF's compressed form: each tensor is viewed as a near-square
+    $p \times q$ matrix, $v$ and $|m|$ are kept as rank-one non-negative factors
+    (their row and column sums) and $m$'s signs as bits packed eight to a byte,
+    so a tensor of $n$ entries keeps $2(p + q)$ numbers and $n/8$ bytes; the
+    moments are rebuilt, stepped at full precision and factored again. The rule
+    keeps Adam's constant betas and bias corrections (not SMMF's step-dependent
+    rates); rank-one moments are kept exactly, so for gradients that are
+    positive multiples of one rank-one pattern the steps equal the unfactored ones.
 
     $$
     \begin{aligned}
@@ -99,7 +109,8 @@ class AdamWAdv(ZijOptimizer):
     n_t &= \frac{m_t}{1-\beta_1^{t}} + \alpha\, m^{s}_t, \qquad \hat v_t = \frac{v_t}{1-\beta_2^{t}} \\
     u_t &= \begin{cases} a \operatorname{atan2}\bigl(n_t, b\sqrt{\hat v_t}\bigr) & \text{atan2} \\ n_t / \bigl(\sqrt{\hat v_t} + \epsilon\bigr) & \text{otherwise} \end{cases} \\
     u_t &\leftarrow \operatorname{sign}(\tilde g_t) \odot |u_t| \quad \text{(grams)}, \qquad u_t \leftarrow \frac{d}{\operatorname{nnz}(\phi_t) + 1}\, \phi_t \odot u_t,\ \phi_t = \mathbf{1}[u_t \odot \tilde g_t > 0] \quad \text{(cautious)} \\
-    \theta_t &= (1 - \eta\lambda)\,\theta_{t-1} - \eta\, u_t
+    \theta_t &= (1 - \eta\lambda)\,\theta_{t-1} - \eta\, u_t \\
+    &\text{factored: } m_{t-1} = \sigma_{t-1} \odot (r^{m}_{t-1} c^{m\top}_{t-1}),\ v_{t-1} = r^{v}_{t-1} c^{v\top}_{t-1};\ \text{after the step } \sigma_t = \operatorname{sign}(m_t),\ (r^{m}_t, c^{m}_t) = \operatorname{nnmf}(\lvert m_t\rvert),\ (r^{v}_t, c^{v}_t) = \operatorname{nnmf}(v_t)
     \end{aligned}
     $$
 
@@ -129,6 +140,8 @@ class AdamWAdv(ZijOptimizer):
         spike_decay: $\kappa$, decay of the running average $r_t$ of gradient norms (with ``kourkoutas_beta``).
         tiny_spike: $\tau$, keeps the spike ratio finite (with ``kourkoutas_beta``).
         spike_warmup: number of first steps with the midpoint $\beta_{2,t}$ (with ``kourkoutas_beta``).
+        factored: keep $m$ and $v$ between steps as SMMF does (Park and Lee, 2025): rank-one factors of the
+            tensor viewed as a near-square matrix, and $m$'s signs packed eight to a byte.
         stochastic_rounding: round bfloat16 weights stochastically after the step (Zamirai et al., 2020).
         maximize: maximize the objective instead of minimizing it.
         foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
@@ -147,6 +160,7 @@ class AdamWAdv(ZijOptimizer):
         Prieto et al., "Grokking at the Edge of Numerical Stability", ICLR 2025. https://arxiv.org/abs/2501.04697
         Everett et al., "Scaling Exponents Across Parameterizations and Optimizers", ICML 2024. https://arxiv.org/abs/2407.05872
         Pagliardini et al., "The AdEMAMix Optimizer: Better, Faster, Older", ICLR 2025. https://arxiv.org/abs/2409.03033
+        Park and Lee, "SMMF: Square-Matricized Momentum Factorization for Memory-Efficient Optimization", AAAI 2025. https://arxiv.org/abs/2412.08894
         Kassinos, "Kourkoutas-Beta: A Sunspike-Driven Adam Optimizer with Desert Flair", arXiv 2025. https://arxiv.org/abs/2508.12996
         Zamirai et al., "Revisiting BFloat16 Training", arXiv 2020. https://arxiv.org/abs/2010.06192
     """
@@ -155,13 +169,13 @@ class AdamWAdv(ZijOptimizer):
     supports_foreach = True
     # options added after the class first shipped: older state_dicts load with the flag off
     option_defaults = {**ZijOptimizer.option_defaults, "kourkoutas_beta": False, "beta2_min": 0.9,
-                       "spike_decay": 0.9, "tiny_spike": 1e-8, "spike_warmup": 0}
+                       "spike_decay": 0.9, "tiny_spike": 1e-8, "spike_warmup": 0, "factored": False}
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  alpha: float = 0.0, *, cautious: bool = False, grams: bool = False, orthograd: bool = False,
                  atan2: bool = False, a: float = 1.27, b: float = 1.0, kourkoutas_beta: bool = False,
                  beta2_min: float = 0.9, spike_decay: float = 0.9, tiny_spike: float = 1e-8, spike_warmup: int = 0,
-                 stochastic_rounding: bool = False, maximize: bool = False, foreach: bool | None = None,
+                 factored: bool = False, stochastic_rounding: bool = False, maximize: bool = False, foreach: bool | None = None,
                  state_dtype: torch.dtype | None = None):
         betas = tuple(betas)
         if len(betas) not in (2, 3):
@@ -170,7 +184,8 @@ class AdamWAdv(ZijOptimizer):
                                    eps=eps, weight_decay=weight_decay, alpha=alpha, cautious=bool(cautious),
                                    grams=bool(grams), orthograd=bool(orthograd), atan2=bool(atan2), a=a, b=b,
                                    kourkoutas_beta=bool(kourkoutas_beta), beta2_min=beta2_min, spike_decay=spike_decay,
-                                   tiny_spike=tiny_spike, spike_warmup=spike_warmup, stochastic_rounding=bool(stochastic_rounding), maximize=maximize, foreach=foreach,
+                                   tiny_spike=tiny_spike, spike_warmup=spike_warmup, factored=bool(factored),
+                                   stochastic_rounding=bool(stochastic_rounding), maximize=maximize, foreach=foreach,
                                    state_dtype=state_dtype)
         check_positive(a, "a")
         check_positive(b, "b")
@@ -185,7 +200,11 @@ class AdamWAdv(ZijOptimizer):
         super().__init__(params, defaults)
 
     def init_state(self, p, state, group):
-        super().init_state(p, state, group)
+        if group["factored"]:
+            state["step"] = 0
+            state.update(factored_state(p, group.get("state_dtype") or p.dtype, first=True))
+        else:
+            super().init_state(p, state, group)
         if group["alpha"] > 0:
             state["exp_avg_slow"] = self.zeros_like(p, group)
         if group["kourkoutas_beta"]:
@@ -198,11 +217,25 @@ class AdamWAdv(ZijOptimizer):
         if group["kourkoutas_beta"]:
             spike = {"norm_ema": state["norm_ema"], "decay": group["spike_decay"], "beta2_min": group["beta2_min"],
                      "tiny": group["tiny_spike"], "warmup_steps": group["spike_warmup"]}
-        adamw_adv_update(p, grad, state["exp_avg"], state["exp_avg_sq"], slow, step=state["step"], lr=group["lr"],
+        if group["factored"]:
+            exp_avg, exp_avg_sq = expand(state, grad.shape)
+        else:
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        adamw_adv_update(p, grad, exp_avg, exp_avg_sq, slow, step=state["step"], lr=group["lr"],
                          beta1=beta1, beta2=beta2, beta3=beta3, alpha=group["alpha"], eps=group["eps"],
                          weight_decay=group["weight_decay"], cautious=group["cautious"], grams=group["grams"],
                          orthogonal=group["orthograd"], atan2=group["atan2"], a=group["a"], b=group["b"],
                          stochastic_rounding=group["stochastic_rounding"], spike=spike)
+        if group["factored"]:
+            compress_(state, exp_avg, exp_avg_sq)
+
+    def load_state_dict(self, state_dict):
+        """Load as torch does, but keep the packed sign bits (``factored``) as bytes."""
+        super().load_state_dict(state_dict)
+        restore_exact(self, state_dict, ("m_sign",))
+
+    def use_foreach(self, group, params):
+        return not group["factored"] and super().use_foreach(group, params)
 
 
 ORTHOGRAD_SKIPS = {check: "OrthoGrad removes the gradient's component along the weights, so it cannot shrink "
@@ -225,6 +258,7 @@ register(OptimizerEntry(
         "atan2": {"atan2": True},
         "ademamix": {"alpha": 2.0, "betas": (0.9, 0.999, 0.99)},
         "kourkoutas_beta": {"kourkoutas_beta": True, "beta2_min": 0.88, "spike_warmup": 2},
+        "factored": {"factored": True},
         "stochastic_rounding": {"stochastic_rounding": True},
         "all": Variant({"cautious": True, "orthograd": True, "atan2": True, "alpha": 1.0, "stochastic_rounding": True},
                        skips=ORTHOGRAD_SKIPS),

@@ -7,6 +7,7 @@ import math
 import torch
 
 from .._base import ZijOptimizer, hyperparameters
+from .._checkpoint import restore_exact
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
 from ..blocks import decoupled_decay_
 
@@ -161,13 +162,8 @@ class SMMF(ZijOptimizer):
 
     def load_state_dict(self, state_dict):
         """Load as torch does, but keep boolean sign tensors boolean (torch casts state to the parameter's dtype)."""
-        saved = {i: s["sign"] for i, s in state_dict.get("state", {}).items() if "sign" in s}
         super().load_state_dict(state_dict)
-        ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-        params = [p for group in self.param_groups for p in group["params"]]
-        for i, p in zip(ids, params):
-            if i in saved:
-                self.state[p]["sign"] = saved[i].to(device=p.device, copy=True)
+        restore_exact(self, state_dict, ("sign",))
 
     def update(self, p, grad, state, group):
         smmf_update(p, grad, state, step=state["step"], lr=group["lr"], beta=group["beta"], eps=group["eps"],

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_nonnegative, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
+from .._tensorlist import TensorList
 from ..blocks import ema_
 
 BIAS_CORRECTIONS = ("none", "beta2max", "exact")
@@ -28,7 +29,8 @@ def sunspike_beta2(
     """
     ema_(norm_ema, norm, alpha)
     if warming_up:
-        return torch.full_like(norm_ema, 0.5 * (beta2_min + beta2_max))
+        return norm_ema.map(torch.full_like, 0.5 * (beta2_min + beta2_max)) if isinstance(norm_ema, TensorList) \
+            else torch.full_like(norm_ema, 0.5 * (beta2_min + beta2_max))
     ratio = norm / (norm_ema + tiny_spike)
     sunspike = ratio / (1 + ratio)
     return beta2_max - (beta2_max - beta2_min) * sunspike
@@ -112,6 +114,7 @@ class KourkoutasBeta(ZijOptimizer):
         warmup_steps: $T_w$, number of first steps with the midpoint $\beta_2$.
         bias_correction: ``"none"``, ``"beta2max"`` or ``"exact"`` (see above).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -127,13 +130,15 @@ class KourkoutasBeta(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2_max: float = 0.999,
                  beta2_min: float = 0.9, alpha: float = 0.9, eps: float = 1e-8, tiny_spike: float = 1e-8,
-                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 warmup_steps: int = 0, bias_correction: str = "none", *, maximize: bool = False,
+                 foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, beta1=beta1, beta2_max=beta2_max, beta2_min=beta2_min, alpha=alpha, eps=eps,
                                    tiny_spike=tiny_spike, warmup_steps=warmup_steps, bias_correction=bias_correction,
-                                   maximize=maximize, state_dtype=state_dtype)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_unit(beta1, "beta1")
         check_unit(beta2_max, "beta2_max")
         check_unit(beta2_min, "beta2_min")
@@ -153,7 +158,7 @@ class KourkoutasBeta(ZijOptimizer):
 
     def update(self, p, grad, state, group):
         step = state["step"]
-        beta2 = sunspike_beta2(torch.linalg.vector_norm(grad), state["norm_ema"], alpha=group["alpha"],
+        beta2 = sunspike_beta2(grad.norm(), state["norm_ema"], alpha=group["alpha"],
                                beta2_min=group["beta2_min"], beta2_max=group["beta2_max"],
                                tiny_spike=group["tiny_spike"], warming_up=step <= group["warmup_steps"])
         state["beta2_prod"].mul_(beta2)
@@ -177,6 +182,7 @@ register(OptimizerEntry(
     aliases=("Kourkoutas-beta Adam",),
     recipe={"lr": 0.05, "bias_correction": "beta2max"},
     recipes={"rosenbrock": {"lr": 0.01}},
+    variants={"warmup_exact": {"warmup_steps": 3, "bias_correction": "exact"}},
     errors=invalid("lr", "eps") + (
         ErrorInput({"beta1": 1.0}, "beta1"),
         ErrorInput({"beta2_max": 1.0}, "beta2_max"),

@@ -8,7 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_lr, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, invalid, register
-from ..blocks import decoupled_decay_, ema_, ema_sq_
+from ..blocks import decoupled_decay_, ema_, ema_sq_, per_tensor
 
 
 def adabound_bounds(step: int, *, final_lr: float, gamma: float) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def adabound_update(
     lower, upper = adabound_bounds(step, final_lr=final_lr, gamma=gamma)
     root = exp_avg_sq.sqrt()
     # lr / sqrt(v) is +inf where v = 0 (there m = 0 too); written with where so that lr = 0 gives no 0/0.
-    step_size = torch.where(root > 0, lr / root, math.inf).clamp_(lower, upper)
+    step_size = per_tensor(lambda r: torch.where(r > 0, lr / r, math.inf).clamp_(lower, upper), root)
     param.addcmul_(step_size, exp_avg, value=-1 / math.sqrt(step))
 
 
@@ -84,6 +84,7 @@ class AdaBound(ZijOptimizer):
         gamma: convergence speed $\gamma$ of the bounds (the paper uses $1 - \beta_2$).
         weight_decay: decoupled weight decay $\lambda$.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -99,11 +100,13 @@ class AdaBound(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     per_element = True
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, final_lr: float = 0.1, betas=(0.9, 0.999), gamma: float = 1e-3,
-                 weight_decay: float = 0.0, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, final_lr=final_lr, betas=betas, gamma=gamma, weight_decay=weight_decay,
-                                   maximize=maximize, state_dtype=state_dtype)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_lr(final_lr, "final_lr")
         check_positive(gamma, "gamma")
         super().__init__(params, defaults)

@@ -6,6 +6,16 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import per_tensor
+
+
+def _trust_ratio(param: torch.Tensor, grad: torch.Tensor, weight_decay: float, trust_coefficient: float) -> torch.Tensor:
+    """LARS's local rate of one tensor: kappa ||theta|| / (||g|| + wd ||theta||), or 1 where a norm is 0."""
+    weight_norm = torch.linalg.vector_norm(param)
+    denominator = torch.linalg.vector_norm(grad) + weight_decay * weight_norm
+    return torch.where((weight_norm > 0) & (denominator > 0), trust_coefficient * weight_norm / denominator,
+                       torch.ones_like(weight_norm))
 
 
 def lars_update(
@@ -26,10 +36,7 @@ def lars_update(
     With ``adapt=False``: b <- momentum * b + lr * g (no ratio, no decay).
     """
     if adapt:
-        weight_norm = torch.linalg.vector_norm(param)
-        denominator = torch.linalg.vector_norm(grad) + weight_decay * weight_norm
-        local_lr = torch.where((weight_norm > 0) & (denominator > 0), trust_coefficient * weight_norm / denominator,
-                               torch.ones_like(weight_norm))
+        local_lr = per_tensor(lambda p, g: _trust_ratio(p, g, weight_decay, trust_coefficient), param, grad)
         direction = grad.add(param, alpha=weight_decay) if weight_decay != 0 else grad.clone()
         direction.mul_(local_lr * lr)
     else:
@@ -73,6 +80,7 @@ class LARS(ZijOptimizer):
         trust_coefficient: trust coefficient $\kappa$.
         exclude_vectors: give 0-D and 1-D tensors plain momentum steps (default False: the paper's rule for all).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -87,19 +95,25 @@ class LARS(ZijOptimizer):
     """
 
     state_names = ("momentum_buffer",)
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                    trust_coefficient=trust_coefficient, exclude_vectors=bool(exclude_vectors),
-                                   maximize=maximize, state_dtype=state_dtype)
+                                   maximize=maximize, foreach=foreach, state_dtype=state_dtype)
         check_positive(trust_coefficient, "trust_coefficient")
         super().__init__(params, defaults)
+
+    def use_foreach(self, group, params):
+        # excluded vectors take another rule: the tensor-by-tensor loop decides per tensor
+        return not group["exclude_vectors"] and super().use_foreach(group, params)
 
     def update(self, p, grad, state, group):
         lars_update(p, grad, state["momentum_buffer"], lr=group["lr"], momentum=group["momentum"],
                     weight_decay=group["weight_decay"], trust_coefficient=group["trust_coefficient"],
-                    adapt=not (group["exclude_vectors"] and p.ndim < 2))
+                    adapt=not (group["exclude_vectors"] and not isinstance(p, TensorList) and p.ndim < 2))
 
 
 register(OptimizerEntry(

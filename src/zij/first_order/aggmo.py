@@ -6,6 +6,8 @@ import torch
 
 from .._base import ZijOptimizer, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import per_tensor
 
 
 def aggmo_update(
@@ -23,9 +25,11 @@ def aggmo_update(
     """
     if weight_decay != 0:
         grad = grad.add(param, alpha=weight_decay)
-    for velocity, beta in zip(velocities, betas):
+    many = isinstance(velocities, TensorList)  # one stacked (K, ...) tensor per parameter
+    for i, beta in enumerate(betas):
+        velocity = TensorList([v[i] for v in velocities]) if many else velocities[i]
         velocity.mul_(beta).sub_(grad)
-    param.add_(velocities.sum(dim=0), alpha=lr / len(betas))
+    param.add_(per_tensor(lambda v: v.sum(dim=0), velocities), alpha=lr / len(betas))
 
 
 class AggMo(ZijOptimizer):
@@ -55,6 +59,7 @@ class AggMo(ZijOptimizer):
         betas: damping coefficients $\beta^{(1)}, \dots, \beta^{(K)}$, each in $[0, 1)$.
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -69,10 +74,12 @@ class AggMo(ZijOptimizer):
     """
 
     per_element = True
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
-        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, state_dtype=state_dtype, n_betas=None)
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, foreach=foreach,
+                                   state_dtype=state_dtype, n_betas=None)
         if not defaults["betas"]:
             raise ValueError("Invalid betas: () (expected at least one value)")
         super().__init__(params, defaults)

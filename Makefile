@@ -33,6 +33,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m zij._bench
+	$(PY) -m zij.bench.state
 
 bench-tasks: $(STAMP)
 	$(PY) -m zij.bench $(ARGS)

@@ -72,6 +72,7 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
             plugin["zij-canon"]["api"] = with_api
             plugin["zij-canon"]["cache_dir"] = str(cache_dir or ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
+            plugin["zij-canon"]["state_bytes"] = str(ROOT / "benchmarks" / "state-bytes.json")
     if not with_api:
         config["nav"] = [item for item in config["nav"] if not {"API reference", "Using the package"} & set(item)]
     cfg = tmp / f"mkdocs-{site_dir.name}.yml"

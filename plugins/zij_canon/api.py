@@ -154,11 +154,59 @@ def api_urls(entries: list[ApiEntry]) -> dict[str, str]:
     return {e.public: f"{e.page}#{e.anchor}" for e in entries}
 
 
-def family_page(family_title: str, members: list[ApiEntry], canon: Canon) -> str:
-    """Markdown of one family's API page: a mkdocstrings block per class and its Canon link."""
+@dataclass(frozen=True)
+class StateTable:
+    """Optimizer state bytes per parameter of every class, as ``make bench`` measured them
+    (``python -m zij.bench.state`` writes the file; see its docstring for the protocol)."""
+
+    model: str
+    parameters: int
+    classes: dict
+
+    def figure(self, name: str) -> str | None:
+        """The sentence (HTML) an API page shows for class ``name``."""
+        row = self.classes.get(name)
+        if row is None:
+            return "State: not measured yet (<code>python -m zij.bench.state</code> adds it)."
+        if "per_param" not in row:
+            return f"State: not measured ({html.escape(row['skipped'])})."
+        return (f"State: {row['per_param']:g} bytes per parameter, measured by <code>make bench</code> on a "
+                f"{self.parameters:,}-parameter float32 model ({html.escape(self.model)}).")
+
+    def short(self, name: str) -> str:
+        """The figure alone, for a table cell (plain text)."""
+        row = self.classes.get(name)
+        return f"{row['per_param']:g} B/param" if row and "per_param" in row else "not measured"
+
+    def source(self) -> str:
+        """Where the figures come from, as a sentence (HTML)."""
+        return (f"State sizes are bytes per parameter, measured by <code>make bench</code> on a {self.parameters:,}-parameter "
+                f"float32 model ({html.escape(self.model)}).")
+
+    @classmethod
+    def read(cls, path: Path) -> StateTable:
+        """The table at ``path``; a ValueError saying what is wrong and how to fix it otherwise."""
+        hint = "run `make bench` (or `python -m zij.bench.state`) to write it"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            table = cls(str(data["model"]), int(data["parameters"]), dict(data["classes"]))
+        except FileNotFoundError:
+            raise ValueError(f"{path}: the state-bytes table is missing; {hint}") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a state-bytes table ({exc}); {hint}") from None
+        for name, row in table.classes.items():
+            if not isinstance(row, dict) or not ({"per_param"} <= set(row) or {"skipped"} <= set(row)):
+                raise ValueError(f"{path}: row {name!r} has neither per_param nor skipped; {hint}")
+        return table
+
+
+def family_page(family_title: str, members: list[ApiEntry], canon: Canon, state: StateTable | None = None,
+                trajectories=None) -> str:
+    """Markdown of one family's API page: a mkdocstrings block per class, its Canon link and its state size."""
     lines = [f"# {family_title}", "", "[All optimizers](index.md)", ""]
     for e in sorted(members, key=lambda m: m.name.lower()):
         record = canon.entries[e.canon_id].record
+        figure = state.figure(e.name) if state is not None else None
         lines += [
             f"::: {e.path}",
             "",
@@ -166,4 +214,9 @@ def family_page(family_title: str, members: list[ApiEntry], canon: Canon) -> str
             f'<a href="../../{method_url(record)}">{html.escape(record.name)}</a> &middot; use as <code>{e.public}</code></p>',
             "",
         ]
+        if figure is not None:
+            lines += [f'<p class="zij-state" data-class="{e.public}">{figure}</p>', ""]
+        if trajectories is not None:  # its plots (zij_canon.trajectories), as raw HTML on one line
+            plots = trajectories.html(e.name, lambda target: "../../" + target, heading=False)
+            lines += [str(plots).replace("\n", " "), ""]
     return "\n".join(lines)

@@ -7,7 +7,9 @@ validation), :mod:`zij_canon.math` (KaTeX) and :mod:`zij_canon.render`
 heavy KaTeX markup never goes through Markdown, and their table of contents is
 read from that HTML. Their edit links open the Canon file they show. The
 Canon's downloads (:mod:`zij_canon.downloads`) are generated files too, and
-the nav's categories section is filled from ``categories.yaml``.
+the nav's categories section is filled from ``categories.yaml``. Lineage
+graphs and year timelines (:mod:`zij_canon.lineage`, laid out by ELK with a
+cache) are drawn into the finished pages in ``on_post_page``, like the math.
 
 Per-page costs are kept down for a large Canon: validated records come from a
 cache (:mod:`zij_canon.cache`), generated pages are indexed for search by
@@ -33,12 +35,17 @@ from mkdocs.plugins import BasePlugin, event_priority, get_plugin_logger
 from mkdocs.structure.files import File, Files
 from mkdocs.utils import CountHandler
 
-from .api import Catalog, api_urls, check_links, family_page
+from . import a11y
+from .api import Catalog, StateTable, api_urls, check_links, family_page
 from .canon import load
 from .downloads import render_downloads
+from . import explorer
+from .layout import LayoutError, find_elk
+from .lineage import Lineage
 from .loader import CanonError
 from .math import MathError, find_katex, render_canon_math
 from .render import Renderer, category_url, method_url, table_of_contents
+from .trajectories import Trajectories
 
 try:  # generated pages are indexed with a faster tokenizer when Material's search plugin is in use
     from material.plugins.search.plugin import SearchPlugin
@@ -68,6 +75,10 @@ class CanonConfig(base.Config):
     """Build into a temporary folder and swap it in only after a clean build."""
     api = c.Type(bool, default=True)
     """Generate the API reference of the zij package and link it with the Canon both ways."""
+    state_bytes = c.Optional(c.File(exists=False))
+    """``make bench``'s table of state bytes per parameter (``benchmarks/state-bytes.json``), shown on the API pages."""
+    trajectories = c.Type(bool, default=True)
+    """Draw every registered class's trajectory plots (with ``api``; settings in ``zij_canon/trajectories.yaml``)."""
     nav_categories = c.Type(str, default="Categories")
     """Title of the ``nav`` section that lists the category pages, in the order of ``categories.yaml``."""
 
@@ -133,6 +144,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         self.final_site_dir: str | None = None
         self.warnings: CountHandler | None = None
         self.api_entries = []
+        self.state = None
+        self.trajectories = None
         self.search = None
         self.sections = None
         self.nav_uris: set[str] = set()
@@ -164,11 +177,26 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             if link_problems:
                 raise PluginError("the registry and the Canon disagree:\n" + "\n".join(link_problems))
         self.katex_dir = katex
+        if self.config.api and self.config.trajectories:  # the missing plots are drawn by a subprocess until on_files
+            try:
+                self.trajectories = Trajectories(self.api_entries, cache)
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
+        try:
+            self.state = StateTable.read(Path(self.config.state_bytes)) if self.config.api and self.config.state_bytes else None
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
+        try:  # lineage graphs: laid out by ELK now (one Node process, only for graphs not in the cache)
+            self.lineage = Lineage(self.canon, find_elk(Path(config.config_file_path).parent), cache)
+        except LayoutError as exc:
+            raise PluginError(str(exc)) from None
         overrides = Path(self.config.overrides) if self.config.overrides else None
         signatures = {e.public: (e.arguments, e.required) for e in self.api_entries}
-        self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries), signatures)
-        config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css"]
-        config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js"]
+        self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries), signatures,
+                                 trajectories=self.trajectories, lineage=self.lineage)
+        config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css", "assets/zij/explorer.css",
+                                "assets/zij/lineage.css"]
+        config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js", "assets/zij/explorer.js"]
         _fill_nav(config.nav, self.config.nav_categories, [f"{cat.id}/index.md" for cat in self.canon.ordered_categories()])
         if self.config.atomic and self.command != "serve":
             self._redirect_site_dir(config)
@@ -180,11 +208,19 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     def on_files(self, files: Files, *, config) -> Files:
         """Add the generated pages, the name index and the bundled assets."""
+        if self.trajectories is not None:  # the plots' subprocess, started in on_config, is done before pages use them
+            try:
+                self.trajectories.wait()
+            except RuntimeError as exc:
+                raise PluginError(str(exc)) from None
+            for failure in self.trajectories.failures():
+                log.warning("trajectory plot not drawn: %s", failure)
         r = self.renderer
         root = self.canon.root
         self.pages = {  # generated page -> (title, function rendering its body)
             "index.md": ("Home", r.home_page),
             "families/index.md": ("Families", r.families_page),
+            explorer.EXPLORER_PAGE: ("Explorer", lambda: explorer.explorer_page(r)),
             "schema.md": ("Record schema", r.schema_page),
         }
         sources = {"families/index.md": root / "families.yaml"}  # generated page -> the Canon file it shows
@@ -198,7 +234,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             self.pages[f"{record.categories[0]}/{record.id}.md"] = (record.name, lambda rec=record: r.method_page(rec))
             sources[f"{record.categories[0]}/{record.id}.md"] = self.canon.entries[record.id].path
         if self.config.api:
-            self.pages["api/index.md"] = ("API reference", lambda: r.api_index_page(self.api_entries))
+            self.pages["api/index.md"] = ("API reference", lambda: r.api_index_page(self.api_entries, self.state))
         for uri, (title, _) in self.pages.items():
             if files.get_file_from_path(uri) is not None:
                 raise PluginError(f"site/{uri} would be replaced by a generated page; remove or rename it")
@@ -208,10 +244,14 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             files.append(file)
         for family in sorted({e.family for e in self.api_entries if not e.builtin}):
             members = [e for e in self.api_entries if e.family == family and not e.builtin]
-            content = family_page(self.canon.families[family].title, members, self.canon)
+            content = family_page(self.canon.families[family].title, members, self.canon, self.state, self.trajectories)
             files.append(File.generated(config, f"api/{family}.md", content=content))
         index = json.dumps(self.renderer.names_index(), ensure_ascii=False, separators=(",", ":"))
         files.append(File.generated(config, "assets/zij/names.json", content=index))
+        files.append(File.generated(config, explorer.EXPLORER_DATA, content=explorer.explorer_json(self.canon)))
+        if self.trajectories is not None:
+            for path, source in self.trajectories.files():
+                files.append(File.generated(config, path, abs_src_path=source))
         for path, content in render_downloads(self.canon, method_url).items():
             files.append(File.generated(config, path, content=content))
         for asset in ASSETS.iterdir():
@@ -255,6 +295,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             return html
         body = generated[1]()
         page.toc = table_of_contents(body)
+        if page.file.src_uri == explorer.EXPLORER_PAGE:
+            page.meta.update(explorer.PAGE_META)
         return body
 
     @event_priority(50)  # before Material's search plugin, which then skips the page
@@ -268,12 +310,13 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         return context
 
     def on_post_page(self, output, *, page, config):
-        """Put the rendered math into a generated page once search has indexed it."""
+        """Name the theme's search dialog (:mod:`zij_canon.a11y`); put the rendered math into a generated page once search has indexed it."""
+        output = a11y.repair(output)
         if page.file.src_uri not in self.pages:
             return output
         if page.file.src_uri in self.indexed:
             del page.meta["search"]
-        return self.renderer.fill_math(output)
+        return self.lineage.fill(self.renderer.fill_math(output), page.url)
 
     def on_serve(self, server, *, config, builder):
         """Rebuild when a record changes."""
@@ -293,6 +336,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         """Keep the search sections for the next build; swap the finished build in, unless strict mode will reject it."""
         if self.sections is not None:
             self.sections.save()
+        if self.trajectories is not None:
+            self.trajectories.prune()
         if self.final_site_dir is None:
             return
         logging.getLogger("mkdocs").removeHandler(self.warnings)

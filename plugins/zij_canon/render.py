@@ -21,6 +21,7 @@ from .bibtex import bibtex, cite_keys, reference
 from .canon import Canon
 from . import models
 from .downloads import DOWNLOADS
+from .equations import page_equations
 from .models import Record
 from .usage import snippet_html
 
@@ -74,7 +75,7 @@ class Renderer:
     """Renders the Canon's pages from templates; math comes pre-rendered."""
 
     def __init__(self, canon: Canon, math_html: dict[str, str], overrides: Path | None = None, api_urls=None,
-                 signatures=None):
+                 signatures=None, trajectories=None, lineage=None):
         loaders: list[jinja2.BaseLoader] = []
         if overrides is not None and overrides.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(overrides)))
@@ -91,8 +92,12 @@ class Renderer:
         self.math_ids = {key: i for i, key in enumerate(math_html)}
         self.api_urls = api_urls or {}
         self.signatures = signatures or {}  # zij_class -> (constructor arguments, required ones)
+        self.trajectories = trajectories  # zij_canon.trajectories.Trajectories, or None
+        self.lineage = lineage  # zij_canon.lineage.Lineage (graph placeholders), or None
         self.cite_keys = cite_keys(canon.records)
-        self.env.globals.update(canon=canon)
+        from .explorer import category_filter_attributes  # imported here: the explorer module imports this one
+
+        self.env.globals.update(canon=canon, explorer_filter=category_filter_attributes)
 
     # -- helpers exposed to templates -------------------------------------
     def math(self, text: str, display: bool) -> Markup:
@@ -139,18 +144,28 @@ class Renderer:
             links=self.canon.links(record.id),
             source_label=source_label,
             source_help=source_help,
+            equations=page_equations(record),
             bibtex=bibtex(record, venue, self.cite_keys[record.id]),
             reference=reference(record, venue),
             use_it=Markup(snippet_html(record, *self.signatures.get(record.zij_class, ((), ()))) or ""),
             api_url=self.api_urls.get(record.zij_class),
+            trajectories=self.trajectories_html(record, url),
+            lineage=self.lineage.method(record) if self.lineage else Markup(""),
             **self._context(url),
         )
+
+    def trajectories_html(self, record: Record, url: str) -> Markup:
+        """The method's "Trajectories" section (empty without a registered class or plots)."""
+        if self.trajectories is None or not record.zij_class:
+            return Markup("")
+        return self.trajectories.html(record.zij_class.removeprefix("zij."), lambda target: relative(url, target))
 
     def category_page(self, category_id: str) -> str:
         category = self.canon.categories[category_id]
         records = sorted(self.canon.in_category(category_id), key=lambda r: (r.year, r.name.lower()))
         return self.env.get_template("category.html").render(
             category=category, records=records, venues=self.canon.venues, api_urls=self.api_urls,
+            timeline=self.lineage.timeline(category_id) if self.lineage else Markup(""),
             **self._context(category_url(category_id)),
         )
 
@@ -181,6 +196,7 @@ class Renderer:
         return self.env.get_template("family.html").render(
             family=family, records=records, venues=self.canon.venues, api_urls=self.api_urls,
             api_page=api_page if has_api else None,
+            lineage=self.lineage.family(family_id) if self.lineage else Markup(""),
             **self._context(family_url(family_id)),
         )
 
@@ -188,7 +204,7 @@ class Renderer:
         """Field reference of every record model, from the models' field docstrings."""
         return self.env.get_template("schema.html").render(models=schema_tables(), **self._context("schema/"))
 
-    def api_index_page(self, entries) -> str:
+    def api_index_page(self, entries, state=None) -> str:
         """The API index: families of zij's own classes, and torch.optim's registered classes."""
         own = sorted((e for e in entries if not e.builtin), key=lambda e: (e.family, e.name.lower()))
         families = {}
@@ -198,6 +214,8 @@ class Renderer:
             families=[(self.canon.families[f], members) for f, members in sorted(families.items())],
             builtins=sorted((e for e in entries if e.builtin), key=lambda e: e.name.lower()),
             records={e.public: self.canon.entries[e.canon_id].record for e in entries},
+            state={e.public: state.short(e.name) for e in entries} if state is not None else {},
+            state_source=Markup(state.source()) if state is not None else "",
             **self._context("api/"),
         )
 

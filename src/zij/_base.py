@@ -10,7 +10,10 @@ rejecting sparse and complex gradients, ``maximize``, and lazy state creation.
 
 from __future__ import annotations
 
+import functools
+
 import math
+import types
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +22,7 @@ from torch.optim import Optimizer
 
 from ._checkpoint import CheckedStateDict
 from ._sharded import gather, is_dtensor, keep_shard_, local
-from ._tensorlist import TensorList
+from ._tensorlist import Scalar, TensorList
 
 
 def check_lr(lr: float, name: str = "lr") -> None:
@@ -109,6 +112,34 @@ class StateView:
         return name in self.states[0]
 
 
+class _Columns:
+    """A :class:`StateView` for the compiled step, from each state entry's list over the parameters."""
+
+    __slots__ = ("columns", "step")
+
+    def __init__(self, columns: dict, step: Scalar):
+        self.columns = columns
+        self.step = step
+
+    def __getitem__(self, name: str):
+        if name == "step":
+            return self.step
+        value = self.columns[name]
+        return TensorList(value) if isinstance(value, list) else value
+
+    def __contains__(self, name: str) -> bool:
+        return name == "step" or name in self.columns
+
+
+def _traced_update(optimizer: ZijOptimizer, params: list, grads: list, columns: dict, step: torch.Tensor,
+                   lr: torch.Tensor, group: dict) -> None:
+    """The foreach update that :meth:`ZijOptimizer.compile` compiles: ``lr`` and ``step`` are 0-dim tensors, seen by
+    the rule as Scalars; ``columns`` holds each state entry as a list over the parameters (a list of dicts would
+    cost a guard per dict)."""
+    type(optimizer).update(optimizer, TensorList(params), TensorList(grads), _Columns(columns, Scalar(step)),
+                           {**group, "lr": Scalar(lr)})
+
+
 def _write_back_shards(optimizer, args, kwargs) -> None:
     """After any step (subclasses' own ``step`` included): each gathered FSDP2 parameter keeps its shard."""
     for p, whole in optimizer.__dict__.pop("_sharded", ()):
@@ -147,6 +178,12 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
     bit for bit while saving Python overhead per tensor. It holds temporaries for all
     tensors of a bucket at once; ``foreach=False`` trades that memory for time.
 
+    :meth:`compile` opts in to a compiled step for classes that set ``supports_compile``: the
+    foreach update of each bucket runs through ``torch.compile``, fused across tensors, with the
+    learning rate and the step count passed as 0-dim float64 tensors, so a scheduler changing the
+    rate (or the next step) reuses the compiled code. Other hyperparameters are constants of it:
+    changing one compiles again.
+
     ``option_defaults`` lists options added after a class first shipped, with the value
     that keeps the old behaviour; :meth:`__setstate__` gives them to the groups of a
     ``state_dict`` saved before they existed, so old checkpoints load and resume
@@ -158,6 +195,8 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
     state_names: tuple[str, ...] = ()
     #: Whether :meth:`update` accepts TensorLists (the multi-tensor path).
     supports_foreach: bool = False
+    #: Whether the foreach update traces whole with a tensor learning rate and step (:meth:`compile`).
+    supports_compile: bool = False
     #: Options every group carries, with the defaults an older checkpoint is given.
     option_defaults: dict[str, Any] = {"foreach": None, "state_dtype": None}
     #: Whether each element's update depends only on that element (and group scalars): then a
@@ -204,20 +243,64 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
         foreach = group.get("foreach")
         return self.supports_foreach if foreach is None else bool(foreach)
 
+    def compile(self, **options: Any) -> ZijOptimizer:
+        """Opt in to the compiled step and return the optimizer (see the class docstring).
+
+        ``options`` go to ``torch.compile`` (default ``fullgraph=True``: a rule that cannot be traced
+        whole raises instead of running in pieces). The compiled code is not part of a ``state_dict``
+        or a copy; call this again on a loaded or copied optimizer.
+        """
+        name = type(self).__name__
+        if not self.supports_compile:
+            raise ValueError(f"Invalid compile: {name} has no compiled step (supports_compile is False)")
+        loops = [i for i, group in enumerate(self.param_groups) if not self.use_foreach(group, group["params"])]
+        if loops:
+            raise ValueError(f"Invalid compile: {name}'s param group(s) {loops} take the per-tensor loop "
+                             "(foreach=False, or an option the foreach path does not cover); only the foreach update compiles")
+        for i, group in enumerate(self.param_groups):
+            reason = self.compile_refusal(group)
+            if reason:
+                raise ValueError(f"Invalid compile: {name}'s param group {i}: {reason}")
+        # dynamo keeps compiled code per code object and tells optimizers apart by identity: a copy of the
+        # code for each optimizer keeps their entries apart, so many optimizers never reach its recompile limit
+        code = types.FunctionType(_traced_update.__code__.replace(), _traced_update.__globals__, "_traced_update")
+        self.__dict__["_compiled"] = functools.partial(torch.compile(code, **{"fullgraph": True, **options}), self)
+        return self
+
+    def compile_refusal(self, group: dict) -> str | None:
+        """Why ``group``'s options keep it from the compiled step (they branch on the step count, say), or None."""
+        return None
+
     def group_step(self, group: dict, params: list, grads: list, states: list) -> None:
         """Update every parameter of a group (see the class docstring)."""
         for state in states:
             state["step"] += 1
+        compiled = self.__dict__.get("_compiled")
+        if compiled is not None and self.use_foreach(group, params):  # a group added later may take the loop
+            scalars = {k: v for k, v in group.items() if k not in ("params", "lr")}
+            lr = torch.tensor(float(group["lr"]), dtype=torch.float64)
+            for index in self._buckets(params, states):
+                step = torch.tensor(float(states[index[0]]["step"]), dtype=torch.float64)
+                first = states[index[0]]
+                columns = {k: [states[i][k] for i in index] if isinstance(v, torch.Tensor) else v
+                           for k, v in first.items() if k != "step"}  # the step goes in as a tensor
+                compiled([params[i] for i in index], [grads[i] for i in index], columns, step, lr, scalars)
+            return
         if not self.use_foreach(group, params):
             for p, grad, state in zip(params, grads, states):
                 self.update(p, grad, state, group)
             return
+        for index in self._buckets(params, states):
+            self.update(TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
+                        StateView([states[i] for i in index]), group)
+
+    @staticmethod
+    def _buckets(params: list, states: list) -> list[list[int]]:
+        """Indices of the parameters updated together: same step count, device and dtype."""
         buckets: dict[Any, list[int]] = {}
         for i, (p, state) in enumerate(zip(params, states)):
             buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
-        for index in buckets.values():
-            self.update(TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
-                        StateView([states[i] for i in index]), group)
+        return list(buckets.values())
 
     def state_shaped_like(self, p: torch.Tensor) -> torch.Tensor:
         """The tensor a parameter's state is created for: ``p``, or for an FSDP2 shard, the shard or

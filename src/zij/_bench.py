@@ -7,7 +7,10 @@ defaults otherwise) and timed interleaved with ``torch.optim.AdamW(foreach=True)
 baseline, optimizer, baseline, optimizer, so drift in machine load falls on both.
 The figure reported is the median over rounds of (optimizer median step time) /
 (baseline median step time) for each set, with the optimizer state in bytes per
-parameter. Writes ``build/bench/results.json`` and ``build/bench/results.md``.
+parameter. With ``--compiled``, classes that have the opt-in compiled step
+(``ZijOptimizer.compile``, inductor) are timed compiled too, against the same baseline;
+compilation happens in the untimed first step. Writes ``build/bench/results.json`` and
+``build/bench/results.md``.
 """
 
 from __future__ import annotations
@@ -52,13 +55,15 @@ def state_bytes(opt) -> int:
                for v in s.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
 
 
-def measure(entry, shapes, repeats: int, rounds: int) -> dict:
-    """Interleaved ratio of ``entry`` to AdamW(foreach=True) on one parameter set."""
+def measure(entry, shapes, repeats: int, rounds: int, compiled: bool = False) -> dict:
+    """Interleaved ratio of ``entry`` (compiled, if asked) to AdamW(foreach=True) on one parameter set."""
     ratios, state = [], 0.0
     for _ in range(rounds):
         baseline = time_steps(torch.optim.AdamW(make_params(shapes), lr=1e-3, foreach=True), repeats)
         params = make_params(shapes)
         opt = entry.make(params, lr=entry.recipe.get("lr", 1e-3))
+        if compiled:
+            opt.compile()
         ratios.append(time_steps(opt, repeats) / baseline)
         state = state_bytes(opt) / sum(p.numel() for p in params)
     return {"ratio": statistics.median(ratios), "state_bytes_per_param": state}
@@ -82,6 +87,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved baseline/optimizer rounds per set")
     parser.add_argument("--only", default="*", help="fnmatch pattern of optimizer names")
+    parser.add_argument("--compiled", action="store_true", help="also time the compiled step where a class has one")
     parser.add_argument("--out", default="build/bench")
     args = parser.parse_args(argv)
     import fnmatch
@@ -93,8 +99,12 @@ def main(argv=None) -> int:
         row = {"name": entry.name}
         for name, shapes in SETS.items():
             row[name] = measure(entry, shapes, args.repeats, args.rounds)
+            if args.compiled and entry.cls.supports_compile:
+                row[f"{name} compiled"] = measure(entry, shapes, args.repeats, args.rounds, compiled=True)
         rows.append(row)
-        print(f"{entry.name:<22} large {row['large']['ratio']:5.2f}  small {row['small']['ratio']:5.2f}  "
+        compiled = "".join(f"  {name} {row[name]['ratio']:5.2f}" for name in ("large compiled", "small compiled")
+                           if name in row)
+        print(f"{entry.name:<22} large {row['large']['ratio']:5.2f}  small {row['small']['ratio']:5.2f}{compiled}  "
               f"{row['large']['state_bytes_per_param']:.1f} B/param", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,14 +112,16 @@ def main(argv=None) -> int:
               "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
               "baseline": "torch.optim.AdamW(foreach=True)", "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=1))
-    lines = ["| optimizer | large set vs AdamW(foreach) | small set vs AdamW(foreach) | state bytes/param |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r['name']} | {r['large']['ratio']:.2f} | {r['small']['ratio']:.2f} | "
-              f"{r['large']['state_bytes_per_param']:.1f} |" for r in rows]
-    if rows:
-        lines += ["", summary(rows, "large"), "", summary(rows, "small")]
-        print(summary(rows, "large"))
-        print(summary(rows, "small"))
+    lines = ["| optimizer | large set vs AdamW(foreach) | small set vs AdamW(foreach) | compiled, large | compiled, small "
+             "| state bytes/param |", "|---|---:|---:|---:|---:|---:|"]
+    cell = lambda r, name: f"{r[name]['ratio']:.2f}" if name in r else "-"  # noqa: E731
+    lines += [f"| {r['name']} | {cell(r, 'large')} | {cell(r, 'small')} | {cell(r, 'large compiled')} | "
+              f"{cell(r, 'small compiled')} | {r['large']['state_bytes_per_param']:.1f} |" for r in rows]
+    for name in ("large", "small", "large compiled", "small compiled"):
+        measured = [r for r in rows if name in r]
+        if measured:
+            lines += ["", summary(measured, name)]
+            print(summary(measured, name))
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {out}/results.json and results.md")
     return 0

@@ -213,7 +213,7 @@ class OptimizerEntry:
 
 #: The shared checks of the test matrix that an entry may skip (with a reason).
 MATRIX_CHECKS = ("quadratic", "logistic", "rosenbrock", "closure", "none_grads", "param_groups", "resume",
-                 "deepcopy", "determinism", "dtypes", "maximize", "ndims", "foreach", "compile", "sparse")
+                 "deepcopy", "determinism", "dtypes", "maximize", "ndims", "foreach", "compile", "compiled", "sparse")
 
 _ENTRIES: dict[str, OptimizerEntry] = {}
 _discovered = False

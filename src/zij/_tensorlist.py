@@ -17,13 +17,61 @@ from typing import Any, Callable
 import torch
 
 
+class Scalar:
+    """A number held as a 0-dim tensor: the learning rate and step count of a compiled step.
+
+    A rule does arithmetic on it as on a Python number (``1 - beta**step``, ``lr * weight_decay``)
+    and passes the result wherever TensorList methods take a number, so ``torch.compile`` reads it as
+    an input instead of baking its value into the code. A rule that branches on it (``if lr == 0``)
+    raises: the branch would be compiled for one value only.
+    """
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+    def _apply(self, fn: Callable[[Any, Any], Any], other: Any) -> Any:
+        if isinstance(other, TensorList):
+            return NotImplemented  # the TensorList's reflected method handles it
+        return Scalar(fn(self.tensor, other.tensor if isinstance(other, Scalar) else other))
+
+    def __add__(self, other): return self._apply(lambda a, b: a + b, other)
+    def __radd__(self, other): return self._apply(lambda a, b: b + a, other)
+    def __sub__(self, other): return self._apply(lambda a, b: a - b, other)
+    def __rsub__(self, other): return self._apply(lambda a, b: b - a, other)
+    def __mul__(self, other): return self._apply(lambda a, b: a * b, other)
+    def __rmul__(self, other): return self._apply(lambda a, b: b * a, other)
+    def __truediv__(self, other): return self._apply(lambda a, b: a / b, other)
+    def __rtruediv__(self, other): return self._apply(lambda a, b: b / a, other)
+    def __pow__(self, other): return self._apply(lambda a, b: a**b, other)
+    def __rpow__(self, other): return self._apply(lambda a, b: b**a, other)
+    def __neg__(self): return Scalar(-self.tensor)
+
+    def _branch(self, *_: Any) -> bool:
+        raise TypeError("a compiled step cannot branch on its learning rate or step count; this rule has no compiled step")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = _branch
+    __float__ = __int__ = __index__ = _branch
+    __hash__ = None
+
+
 def _arg(other: Any) -> Any:
-    """The foreach form of an operand: the tensors of a TensorList, a list as is, else the value."""
+    """The foreach form of an operand: the tensors of a TensorList, a list as is, a Scalar's tensor, else the value."""
+    if isinstance(other, Scalar):
+        return other.tensor
     return other.tensors if isinstance(other, TensorList) else other
 
 
+def _scaled(other: Any, scale: Scalar) -> Any:
+    """``other`` times a Scalar: foreach kernels take only numbers as ``alpha`` and ``value``."""
+    return torch._foreach_mul(other.tensors, scale.tensor) if isinstance(other, TensorList) else _arg(other) * scale.tensor
+
+
 def _per(other: Any, i: int) -> Any:
-    """The i-th tensor's operand: an element of a list, or the shared value."""
+    """The i-th tensor's operand: an element of a list, a Scalar's tensor, or the shared value."""
+    if isinstance(other, Scalar):
+        return other.tensor
     return other[i] if isinstance(other, (TensorList, list, tuple)) else other
 
 
@@ -59,14 +107,18 @@ class TensorList:
 
     # --- in place -------------------------------------------------------------------
     def add_(self, other: Any, *, alpha: float = 1) -> TensorList:
-        if alpha == 1:
+        if isinstance(alpha, Scalar):
+            torch._foreach_add_(self.tensors, _scaled(other, alpha))
+        elif alpha == 1:
             torch._foreach_add_(self.tensors, _arg(other))
         else:
             torch._foreach_add_(self.tensors, _arg(other), alpha=alpha)
         return self
 
     def sub_(self, other: Any, *, alpha: float = 1) -> TensorList:
-        if alpha == 1:
+        if isinstance(alpha, Scalar):
+            torch._foreach_sub_(self.tensors, _scaled(other, alpha))
+        elif alpha == 1:
             torch._foreach_sub_(self.tensors, _arg(other))
         else:
             torch._foreach_sub_(self.tensors, _arg(other), alpha=alpha)
@@ -81,10 +133,14 @@ class TensorList:
         return self
 
     def addcmul_(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        if isinstance(value, Scalar):
+            return self.add_(TensorList(torch._foreach_mul(_arg(a), _arg(b))), alpha=value)
         torch._foreach_addcmul_(self.tensors, _arg(a), _arg(b), _arg(value))
         return self
 
     def addcdiv_(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        if isinstance(value, Scalar):
+            return self.add_(TensorList(torch._foreach_div(_arg(a), _arg(b))), alpha=value)
         torch._foreach_addcdiv_(self.tensors, _arg(a), _arg(b), _arg(value))
         return self
 
@@ -148,6 +204,8 @@ class TensorList:
         return self.map(torch.Tensor.clone)
 
     def add(self, other: Any, *, alpha: float = 1) -> TensorList:
+        if isinstance(alpha, Scalar):
+            return TensorList(torch._foreach_add(self.tensors, _scaled(other, alpha)))
         if alpha == 1:
             return TensorList(torch._foreach_add(self.tensors, _arg(other)))
         return TensorList(torch._foreach_add(self.tensors, _arg(other), alpha=alpha))
@@ -183,6 +241,8 @@ class TensorList:
         return TensorList(torch._foreach_pow(self.tensors, _arg(exponent)))
 
     def addcdiv(self, a: Any, b: Any, *, value: Any = 1) -> TensorList:
+        if isinstance(value, Scalar):
+            return self.clone().addcdiv_(a, b, value=value)
         return TensorList(torch._foreach_addcdiv(self.tensors, _arg(a), _arg(b), _arg(value)))
 
     def clamp_min(self, value: Any) -> TensorList:

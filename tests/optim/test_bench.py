@@ -20,3 +20,14 @@ def test_bench_covers_zij_elementwise_classes_only():
     names = {e.name for e in _bench.benchmarked()}
     assert {"Lion", "AdamWAdv", "CautiousAdamW"} <= names
     assert "AdamW" not in names and "Lookahead" not in names
+
+
+def test_bench_times_the_compiled_step_where_a_class_has_one(tmp_path):
+    args = ["--repeats", "1", "--rounds", "1", "--out", str(tmp_path), "--compiled"]
+    assert _bench.main([*args, "--only", "lion"]) == 0
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert row["large compiled"]["ratio"] > 0 and row["small compiled"]["ratio"] > 0
+    assert "small compiled: median" in (tmp_path / "results.md").read_text()
+    assert _bench.main([*args, "--only", "adan"]) == 0  # no compiled step: the eager columns only
+    (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert set(row) == {"name", "large", "small"}

@@ -106,6 +106,7 @@ class Adai(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.1, 0.99), eps: float = 1e-3, weight_decay: float = 0.0,
                  decoupled: bool = False, *, maximize: bool = False, foreach: bool | None = None,

@@ -90,6 +90,7 @@ class AdamAtan2(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.0, a: float = 1.27,
                  b: float = 1.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

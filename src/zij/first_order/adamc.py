@@ -76,6 +76,7 @@ class AdamC(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,
                  max_lr: float | None = None, normalized: bool = False, *, maximize: bool = False,

@@ -167,6 +167,7 @@ class AdamWAdv(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
     # options added after the class first shipped: older state_dicts load with the flag off
     option_defaults = {**ZijOptimizer.option_defaults, "kourkoutas_beta": False, "beta2_min": 0.9,
                        "spike_decay": 0.9, "tiny_spike": 1e-8, "spike_warmup": 0, "factored": False}
@@ -237,6 +238,9 @@ class AdamWAdv(ZijOptimizer):
     def use_foreach(self, group, params):
         return not group["factored"] and super().use_foreach(group, params)
 
+    def compile_refusal(self, group):
+        return "kourkoutas_beta's warm-up branches on the step count" if group["kourkoutas_beta"] else None
+
 
 ORTHOGRAD_SKIPS = {check: "OrthoGrad removes the gradient's component along the weights, so it cannot shrink "
                           "weights whose gradient points along them, as on this problem; it is meant for "
@@ -257,8 +261,10 @@ register(OptimizerEntry(
         "orthograd": Variant({"orthograd": True}, skips=ORTHOGRAD_SKIPS),
         "atan2": {"atan2": True},
         "ademamix": {"alpha": 2.0, "betas": (0.9, 0.999, 0.99)},
-        "kourkoutas_beta": {"kourkoutas_beta": True, "beta2_min": 0.88, "spike_warmup": 2},
-        "factored": {"factored": True},
+        "kourkoutas_beta": Variant({"kourkoutas_beta": True, "beta2_min": 0.88, "spike_warmup": 2},
+                                   skips={"compiled": "its warm-up branches on the step count"}),
+        "factored": Variant({"factored": True}, skips={"compiled": "the factored state is stepped tensor by tensor "
+                                                                   "(no foreach path)"}),
         "stochastic_rounding": {"stochastic_rounding": True},
         "all": Variant({"cautious": True, "orthograd": True, "atan2": True, "alpha": 1.0, "stochastic_rounding": True},
                        skips=ORTHOGRAD_SKIPS),

@@ -79,6 +79,7 @@ class AdaSmooth(ZijOptimizer):
 
     state_names = ("displacement", "path_length", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.5, 0.99), eps: float = 1e-6, weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -75,6 +75,7 @@ class AdaTAM(ZijOptimizer):
 
     state_names = ("smoothed", "exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), decay_rate: float = 0.9,
                  weight_decay: float = 0.0, eps: float = 1e-8, *, maximize: bool = False,

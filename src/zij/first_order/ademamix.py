@@ -115,6 +115,7 @@ class AdEMAMix(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_slow", "exp_avg_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999, 0.9999), alpha: float = 2.0,
                  beta3_warmup: int | None = None, alpha_warmup: int | None = None, eps: float = 1e-8,

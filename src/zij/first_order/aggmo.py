@@ -75,6 +75,7 @@ class AggMo(ZijOptimizer):
 
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 0.1, betas=(0.0, 0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

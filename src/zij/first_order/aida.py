@@ -83,6 +83,7 @@ class Aida(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_var")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), k: int = 2, xi: float = 1e-20,
                  eps: float = 1e-8, weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None,

@@ -69,6 +69,7 @@ class Ano(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.92, 0.99), weight_decay: float = 0.0, eps: float = 1e-8, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -89,6 +89,7 @@ class CautiousAdamW(TwoMomentOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
     rule = staticmethod(cautious_adamw_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2,

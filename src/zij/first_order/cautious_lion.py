@@ -81,6 +81,7 @@ class CautiousLion(ZijOptimizer):
 
     state_names = ("exp_avg",)
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

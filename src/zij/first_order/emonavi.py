@@ -96,6 +96,7 @@ class EmoNavi(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.995), eps: float = 1e-8, weight_decay: float = 0.01, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

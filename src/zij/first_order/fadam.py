@@ -96,6 +96,7 @@ class FAdam(ZijOptimizer):
 
     state_names = ("momentum", "fim")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), weight_decay: float = 0.1, clip: float = 1.0,
                  p: float = 0.5, eps: float = 1e-8, eps_2: float = 0.01, *, maximize: bool = False,

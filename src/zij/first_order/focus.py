@@ -70,6 +70,7 @@ class FOCUS(ZijOptimizer):
 
     state_names = ("exp_avg", "pbar")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), gamma: float = 0.1, weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -83,6 +83,7 @@ class Grams(TwoMomentOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
     rule = staticmethod(grams_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,

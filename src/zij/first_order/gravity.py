@@ -73,6 +73,7 @@ class Gravity(ZijOptimizer):
 
     state_names = ()
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 0.1, alpha: float = 0.01, beta: float = 0.9, *, maximize: bool = False,
                  foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -83,6 +83,7 @@ class KATE(ZijOptimizer):
     state_names = ("b_sq", "m_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, delta: float = 0.0, eps: float = 1e-8, weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -88,6 +88,7 @@ class LAMB(TwoMomentOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
     supports_foreach = True
+    supports_compile = True
     rule = staticmethod(lamb_update)
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0, *,

@@ -85,6 +85,7 @@ class LaProp(TwoMomentOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
     rule = staticmethod(laprop_update)
 
     def __init__(self, params, lr: float = 4e-4, betas=(0.8, 0.99), eps: float = 1e-15, weight_decay: float = 0.0, *,

@@ -96,6 +96,7 @@ class LARS(ZijOptimizer):
 
     state_names = ("momentum_buffer",)
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0.0,
                  trust_coefficient: float = 1e-3, exclude_vectors: bool = False, *, maximize: bool = False,

@@ -73,6 +73,7 @@ class LionAdv(ZijOptimizer):
 
     state_names = ("exp_avg",)
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0, *,
                  cautious: bool = False, orthograd: bool = False, stochastic_rounding: bool = False,

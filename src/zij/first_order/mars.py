@@ -96,6 +96,7 @@ class MARS(ZijOptimizer):
 
     state_names = ("exp_avg", "exp_avg_sq", "last_grad")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 3e-3, betas=(0.95, 0.99), gamma: float = 0.025, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

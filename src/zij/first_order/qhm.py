@@ -76,6 +76,7 @@ class QHM(ZijOptimizer):
     state_names = ("momentum_buffer",)
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.999, nu: float = 0.7, weight_decay: float = 0.0,
                  *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -109,6 +109,7 @@ class SimplifiedAdEMAMix(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.99, 0.95), alpha: float = 0.0,
                  beta1_warmup: int | None = None, min_beta1: float = 0.9, eps: float = 1e-8,

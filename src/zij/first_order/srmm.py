@@ -75,6 +75,7 @@ class SRMM(ZijOptimizer):
 
     state_names = ("avg_grad", "avg_param")
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 0.01, beta: float = 0.5, proximal: float = 0.0, *, maximize: bool = False,
                  foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -73,6 +73,7 @@ class Tiger(ZijOptimizer):
     state_names = ("exp_avg",)
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-3, beta: float = 0.965, weight_decay: float = 0.01, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

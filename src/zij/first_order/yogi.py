@@ -85,6 +85,7 @@ class Yogi(ZijOptimizer):
     state_names = ("exp_avg", "exp_avg_sq")
     per_element = True
     supports_foreach = True
+    supports_compile = True
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-3, weight_decay: float = 0.0,
                  initial_accumulator: float = 0.0, *, maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

@@ -79,6 +79,7 @@ class COCOB(ZijOptimizer):
     """
 
     supports_foreach = True
+    supports_compile = True
     per_element = True
 
     def __init__(self, params, lr: float = 1.0, alpha: float = 100.0, *, maximize: bool = False,

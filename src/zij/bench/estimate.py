@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from .protocol import build, lr_grid, recipe_rate, skip_reason, step_key
+from .protocol import build, expose_step_size, lr_grid, recipe_rate, skip_reason, step_key
 from .tasks import TASKS
 
 PROBE_STEPS = {"char-lm": 3, "char-lm-large": 2, "digits-cnn": 8}
@@ -27,10 +27,7 @@ def step_cost(entry, task) -> tuple[float, float, float]:
     problem = task.build(0)
     torch.manual_seed(0)
     opt = build(entry, problem, task, recipe_rate(entry, task))
-    key = step_key(entry, task)
-    if key not in ("lr", "base.lr"):
-        for group in opt.param_groups:
-            group["lr"] = group[key]
+    expose_step_size(opt, step_key(entry, task))
     built = time.process_time() - start
     batch = None
 

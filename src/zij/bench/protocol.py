@@ -162,6 +162,14 @@ def _sig(x: float) -> float | None:
     return float(f"{x:.6g}") if math.isfinite(x) else None
 
 
+def expose_step_size(opt, key: str) -> None:
+    """Make the swept step size the groups' ``lr``, which the schedule scales: a cap kept under its own
+    name is copied there (AliG already keeps its cap as ``lr``)."""
+    if key not in ("lr", "base.lr"):
+        for group in opt.param_groups:
+            group["lr"] = group.get(key, group.get("lr"))
+
+
 def run(entry: OptimizerEntry, task: Task, lr: float, seed: int, steps: int | None = None,
         device: str = "cpu") -> dict:
     """Train ``task`` with ``entry`` at rate ``lr`` from ``seed``; the run's record (no timing in it
@@ -172,10 +180,7 @@ def run(entry: OptimizerEntry, task: Task, lr: float, seed: int, steps: int | No
     problem = task.build(seed).to(device)
     torch.manual_seed(seed)
     opt = build(entry, problem, task, lr)
-    key = step_key(entry, task)
-    if key not in ("lr", "base.lr"):
-        for group in opt.param_groups:  # a cap kept under its own name (AliG keeps its cap as ``lr``)
-            group["lr"] = group.get(key, group.get("lr"))
+    expose_step_size(opt, step_key(entry, task))
     schedule = WarmupCosine(opt, warmup_steps=warmup, total_steps=steps)
     has_eval = callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))
     calls, batch, first = 0, None, []

@@ -180,7 +180,8 @@ def run(entry: OptimizerEntry, task: Task, lr: float, seed: int, steps: int | No
     problem = task.build(seed).to(device)
     torch.manual_seed(seed)
     opt = build(entry, problem, task, lr)
-    expose_step_size(opt, step_key(entry, task))
+    key = step_key(entry, task)
+    expose_step_size(opt, key)
     schedule = WarmupCosine(opt, warmup_steps=warmup, total_steps=steps)
     has_eval = callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))
     calls, batch, first = 0, None, []

@@ -111,6 +111,12 @@ def test_sparse_only_classes_are_skipped_with_a_reason(tmp_path):
     assert "sparse" in doc["skipped"]["SparseAdam"] and [c["name"] for c in doc["classes"]] == ["SGD"]
 
 
+def test_estimate_projects_every_step_key(tmp_path):
+    stream = io.StringIO()
+    assert main(["--estimate", "--classes", "AliG,SGD,SAM", "--tasks", "rosenbrock", "--jobs", "1"], stream=stream) == 0
+    assert "rosenbrock" in stream.getvalue() and "(3 classes" in stream.getvalue()
+
+
 def _slice(docs: list[dict], rng: random.Random, k: int) -> list[tuple[dict, dict, dict]]:
     """``k`` random runs of classes still registered, preferring ones that take a few seconds at most."""
     pool = []

@@ -8,22 +8,32 @@ import torch
 
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, Variant, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import per_tensor
 
 
-def fromage_update(param: torch.Tensor, grad: torch.Tensor, max_norm: torch.Tensor | None, *, lr: float) -> None:
-    """One Fromage step for one tensor, in place.
+def _relative_scale(param_norm: torch.Tensor, grad_norm: torch.Tensor) -> torch.Tensor:
+    """||theta|| / ||g||, or 1 where either norm is 0."""
+    relative = (param_norm > 0) & (grad_norm > 0)
+    return torch.where(relative, param_norm / torch.where(relative, grad_norm, torch.ones_like(grad_norm)),
+                       torch.ones_like(grad_norm))
+
+
+def _cap(norm: torch.Tensor, max_norm: torch.Tensor) -> torch.Tensor:
+    """The factor that brings a norm above ``max_norm`` back to it (1 otherwise)."""
+    return torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm))
+
+
+def fromage_update(param, grad, max_norm, *, lr: float) -> None:
+    """One Fromage step for one tensor (or a TensorList of them), in place.
 
     theta <- (theta - lr * ||theta|| / ||g|| * g) / sqrt(1 + lr^2)  (a plain step where either norm is 0);
     then, with a bound, theta is rescaled to norm max_norm if it has grown beyond it.
     """
-    param_norm, grad_norm = param.norm(), grad.norm()
-    relative = (param_norm > 0) & (grad_norm > 0)
-    scale = torch.where(relative, param_norm / torch.where(relative, grad_norm, torch.ones_like(grad_norm)),
-                        torch.ones_like(grad_norm))
+    scale = per_tensor(_relative_scale, param.norm(), grad.norm())
     param.add_(grad * scale, alpha=-lr).div_(math.sqrt(1 + lr**2))
     if max_norm is not None:
-        norm = param.norm()
-        param.mul_(torch.where(norm > max_norm, max_norm / norm, torch.ones_like(norm)))
+        param.mul_(per_tensor(_cap, param.norm(), max_norm))
 
 
 class Fromage(ZijOptimizer):
@@ -52,6 +62,7 @@ class Fromage(ZijOptimizer):
         lr: learning rate $\eta$, the relative size of each tensor's step.
         p_bound: optional bound on each tensor's norm, as a multiple of its initial norm (``None``: no bound).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -65,8 +76,11 @@ class Fromage(ZijOptimizer):
         https://arxiv.org/abs/2002.03432
     """
 
-    def __init__(self, params, lr: float = 1e-2, p_bound: float | None = None, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, p_bound=p_bound, maximize=maximize)
+    supports_foreach = True
+
+    def __init__(self, params, lr: float = 1e-2, p_bound: float | None = None, *, maximize: bool = False,
+                 foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, p_bound=p_bound, maximize=maximize, foreach=foreach)
         if p_bound is not None:
             check_positive(p_bound, "p_bound")
         super().__init__(params, defaults)
@@ -76,7 +90,11 @@ class Fromage(ZijOptimizer):
         if group["p_bound"] is not None:
             state["max"] = p.norm() * group["p_bound"]
 
-    def group_step(self, group, params, grads, states):
+    def group_step(self, group, params, grads, states):  # no step count to keep
+        if self.use_foreach(group, params):
+            bound = TensorList([s["max"] for s in states]) if group["p_bound"] is not None else None
+            fromage_update(TensorList(params), TensorList(grads), bound, lr=group["lr"])
+            return
         for p, grad, state in zip(params, grads, states):
             fromage_update(p, grad, state.get("max"), lr=group["lr"])
 

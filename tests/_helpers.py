@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CANON = ROOT / "canon"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MKDOCS = Path(sys.executable).with_name("mkdocs")
+BENCH_RESULTS = ROOT / "benchmarks" / "results"
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -46,13 +49,31 @@ def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",
     return dest
 
 
+def bench_results(tmp: Path, canon: Path = CANON) -> Path:
+    """The benchmark results a test build shows: the project's (``make bench-tasks``) once it holds files, else
+    synthetic results (``_bench_data``) for every class of ``canon``, written once into ``tmp``."""
+    if any(BENCH_RESULTS.glob("*.json")):
+        return BENCH_RESULTS
+    classes = sorted({m.group(1) for path in Path(canon).glob("*/*.yaml")
+                      for m in [re.search(r"^zij_class: zij\.(\w+)", path.read_text(encoding="utf-8"), re.M)] if m})
+    key = hashlib.sha256(",".join(classes).encode()).hexdigest()[:12]
+    dest = tmp / ("bench-results" if Path(canon) == CANON else f"bench-results-{key}")
+    if not any(dest.glob("*.json")):
+        from _bench_data import write_results
+
+        write_results(dest, classes)
+    return dest
+
+
 def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True,
-               api: bool | None = None, cache_dir: Path | None = None):
+               api: bool | None = None, cache_dir: Path | None = None, bench: Path | bool = True):
     """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess.
 
     The API reference (which needs every registered optimizer's record) is on for the real
     Canon and off for the small test canons, unless ``api`` says otherwise. The build cache
-    is the project's (``build/.cache``) unless ``cache_dir`` names another folder.
+    is the project's (``build/.cache``) unless ``cache_dir`` names another folder. The
+    Benchmarks page shows :func:`bench_results`, or the folder ``bench`` names; with
+    ``bench=False`` the ``bench_results`` option is unset.
     """
     config = mkdocs_config()
     with_api = (canon == CANON) if api is None else api
@@ -73,6 +94,10 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
             plugin["zij-canon"]["cache_dir"] = str(cache_dir or ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
             plugin["zij-canon"]["state_bytes"] = str(ROOT / "benchmarks" / "state-bytes.json")
+            if bench is False:
+                del plugin["zij-canon"]["bench_results"]
+            else:
+                plugin["zij-canon"]["bench_results"] = str(bench_results(tmp, canon) if bench is True else bench)
     if not with_api:
         config["nav"] = [item for item in config["nav"] if not {"API reference", "Using the package"} & set(item)]
     cfg = tmp / f"mkdocs-{site_dir.name}.yml"

@@ -24,6 +24,7 @@ PAGES = {  # what a visitor reads, one of each kind
     "method": "first-order/adamw/",
     "explorer": "explorer/",
     "family": "families/adam-family/",
+    "benchmarks": "benchmarks/",
 }
 PALETTES = {"light": ("light", "default"), "dark": ("dark", "slate")}  # emulated preference -> Material's scheme
 

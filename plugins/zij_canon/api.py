@@ -201,8 +201,9 @@ class StateTable:
 
 
 def family_page(family_title: str, members: list[ApiEntry], canon: Canon, state: StateTable | None = None,
-                trajectories=None) -> str:
-    """Markdown of one family's API page: a mkdocstrings block per class, its Canon link and its state size."""
+                trajectories=None, benchmarks=None) -> str:
+    """Markdown of one family's API page: a mkdocstrings block per class, its Canon link, its state size, and (when
+    given) its trajectory plots and benchmark results (a :class:`zij_canon.leaderboard.Leaderboard`)."""
     lines = [f"# {family_title}", "", "[All optimizers](index.md)", ""]
     for e in sorted(members, key=lambda m: m.name.lower()):
         record = canon.entries[e.canon_id].record
@@ -219,4 +220,8 @@ def family_page(family_title: str, members: list[ApiEntry], canon: Canon, state:
         if trajectories is not None:  # its plots (zij_canon.trajectories), as raw HTML on one line
             plots = trajectories.html(e.name, lambda target: "../../" + target, heading=False)
             lines += [str(plots).replace("\n", " "), ""]
+        if benchmarks is not None:  # its benchmark block, as raw HTML on one line (nothing when it has no results)
+            block = str(benchmarks.card(e.name, lambda target: "../../" + target, heading=False))
+            if block:
+                lines += [block.replace("\n", " "), ""]
     return "\n".join(lines)

@@ -41,7 +41,7 @@ def pad_canon(canon: Path, target: int) -> int:
 
 def synthetic_project(root: Path, dest: Path, records: int) -> Path:
     """A copy of the project at ``dest`` (sources linked, Canon copied and padded); return its mkdocs.yml."""
-    for name in ("src", "site", "node_modules", "plugins"):
+    for name in ("src", "site", "node_modules", "plugins", "benchmarks"):
         if (root / name).exists():
             (dest / name).symlink_to(root / name)
     shutil.copy(root / "mkdocs.yml", dest / "mkdocs.yml")

@@ -7,7 +7,9 @@ validation), :mod:`zij_canon.math` (KaTeX) and :mod:`zij_canon.render`
 heavy KaTeX markup never goes through Markdown, and their table of contents is
 read from that HTML. Their edit links open the Canon file they show. The
 Canon's downloads (:mod:`zij_canon.downloads`) are generated files too, and
-the nav's categories section is filled from ``categories.yaml``. Lineage
+the nav's categories section is filled from ``categories.yaml``. The
+Benchmarks page and the classes' benchmark blocks come from the results of
+``make bench-tasks`` (:mod:`zij_canon.benchmarks`, :mod:`zij_canon.leaderboard`). Lineage
 graphs and year timelines (:mod:`zij_canon.lineage`, laid out by ELK with a
 cache) are drawn into the finished pages in ``on_post_page``, like the math.
 
@@ -37,9 +39,10 @@ from mkdocs.utils import CountHandler
 
 from . import a11y
 from .api import Catalog, StateTable, api_urls, check_links, family_page
+from .benchmarks import BenchError
 from .canon import load
 from .downloads import render_downloads
-from . import explorer
+from . import explorer, leaderboard
 from .layout import LayoutError, find_elk
 from .lineage import Lineage
 from .loader import CanonError
@@ -77,6 +80,11 @@ class CanonConfig(base.Config):
     """Generate the API reference of the zij package and link it with the Canon both ways."""
     state_bytes = c.Optional(c.File(exists=False))
     """``make bench``'s table of state bytes per parameter (``benchmarks/state-bytes.json``), shown on the API pages."""
+    bench_results = c.Optional(c.Dir(exists=False))
+    """``make bench-tasks``'s results folder (``benchmarks/results``, one JSON file per task), shown on a Benchmarks
+    page and on the method and API pages of the classes it ranks; unset, the site has no Benchmarks page (and the
+    nav entry for it is dropped). A missing folder or a malformed file fails the build; an empty folder gives a page
+    that says there are no results yet."""
     trajectories = c.Type(bool, default=True)
     """Draw every registered class's trajectory plots (with ``api``; settings in ``zij_canon/trajectories.yaml``)."""
     nav_categories = c.Type(str, default="Categories")
@@ -101,6 +109,12 @@ def _fill_nav(nav: list | None, title: str, pages: list[str]) -> None:
     for item in nav or []:
         if isinstance(item, dict) and title in item:
             item[title] = pages
+
+
+def _drop_nav(nav: list | None, uri: str) -> None:
+    """Remove the nav entry of page ``uri`` (written ``- Title: uri`` in mkdocs.yml), where it is."""
+    if nav:
+        nav[:] = [item for item in nav if not (isinstance(item, dict) and uri in item.values())]
 
 
 def _recover_swap(final: Path) -> None:
@@ -146,6 +160,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         self.api_entries = []
         self.state = None
         self.trajectories = None
+        self.leaderboard = None
         self.search = None
         self.sections = None
         self.nav_uris: set[str] = set()
@@ -190,10 +205,19 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             self.lineage = Lineage(self.canon, find_elk(Path(config.config_file_path).parent), cache)
         except LayoutError as exc:
             raise PluginError(str(exc)) from None
+        if self.config.bench_results:  # the results of make bench-tasks, read and drawn once for the build
+            try:
+                self.leaderboard = leaderboard.from_folder(
+                    Path(self.config.bench_results), cache, self.canon.records, api_urls(self.api_entries),
+                    Path(config.config_file_path).parent)
+            except BenchError as exc:
+                raise PluginError(f"the benchmark results cannot be shown: {exc}") from None
+        else:
+            _drop_nav(config.nav, leaderboard.PAGE)
         overrides = Path(self.config.overrides) if self.config.overrides else None
         signatures = {e.public: (e.arguments, e.required) for e in self.api_entries}
         self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries), signatures,
-                                 trajectories=self.trajectories, lineage=self.lineage)
+                                 trajectories=self.trajectories, lineage=self.lineage, benchmarks=self.leaderboard)
         config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css", "assets/zij/explorer.css",
                                 "assets/zij/lineage.css"]
         config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js", "assets/zij/explorer.js"]
@@ -223,6 +247,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             explorer.EXPLORER_PAGE: ("Explorer", lambda: explorer.explorer_page(r)),
             "schema.md": ("Record schema", r.schema_page),
         }
+        if self.leaderboard is not None:
+            self.pages[leaderboard.PAGE] = ("Benchmarks", self.leaderboard.page)
         sources = {"families/index.md": root / "families.yaml"}  # generated page -> the Canon file it shows
         for cat in self.canon.ordered_categories():
             self.pages[f"{cat.id}/index.md"] = (cat.title, lambda cid=cat.id: r.category_page(cid))
@@ -244,11 +270,16 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             files.append(file)
         for family in sorted({e.family for e in self.api_entries if not e.builtin}):
             members = [e for e in self.api_entries if e.family == family and not e.builtin]
-            content = family_page(self.canon.families[family].title, members, self.canon, self.state, self.trajectories)
+            content = family_page(self.canon.families[family].title, members, self.canon, self.state, self.trajectories,
+                                  self.leaderboard)
             files.append(File.generated(config, f"api/{family}.md", content=content))
         index = json.dumps(self.renderer.names_index(), ensure_ascii=False, separators=(",", ":"))
         files.append(File.generated(config, "assets/zij/names.json", content=index))
         files.append(File.generated(config, explorer.EXPLORER_DATA, content=explorer.explorer_json(self.canon)))
+        if self.leaderboard is not None:
+            files.append(File.generated(config, leaderboard.DATA, content=self.leaderboard.data_json()))
+            for path, content in self.leaderboard.card_files().items():
+                files.append(File.generated(config, path, content=content))
         if self.trajectories is not None:
             for path, source in self.trajectories.files():
                 files.append(File.generated(config, path, abs_src_path=source))
@@ -297,6 +328,8 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         page.toc = table_of_contents(body)
         if page.file.src_uri == explorer.EXPLORER_PAGE:
             page.meta.update(explorer.PAGE_META)
+        elif page.file.src_uri == leaderboard.PAGE:
+            page.meta.update(leaderboard.PAGE_META)
         return body
 
     @event_priority(50)  # before Material's search plugin, which then skips the page
@@ -319,8 +352,10 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         return self.lineage.fill(self.renderer.fill_math(output), page.url)
 
     def on_serve(self, server, *, config, builder):
-        """Rebuild when a record changes."""
+        """Rebuild when a record or a benchmark result changes."""
         server.watch(self.config.canon_dir)
+        if self.config.bench_results and Path(self.config.bench_results).is_dir():
+            server.watch(self.config.bench_results)
         return server
 
     # -- atomic output -------------------------------------------------------

@@ -75,7 +75,7 @@ class Renderer:
     """Renders the Canon's pages from templates; math comes pre-rendered."""
 
     def __init__(self, canon: Canon, math_html: dict[str, str], overrides: Path | None = None, api_urls=None,
-                 signatures=None, trajectories=None, lineage=None):
+                 signatures=None, trajectories=None, lineage=None, benchmarks=None):
         loaders: list[jinja2.BaseLoader] = []
         if overrides is not None and overrides.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(overrides)))
@@ -94,6 +94,7 @@ class Renderer:
         self.signatures = signatures or {}  # zij_class -> (constructor arguments, required ones)
         self.trajectories = trajectories  # zij_canon.trajectories.Trajectories, or None
         self.lineage = lineage  # zij_canon.lineage.Lineage (graph placeholders), or None
+        self.benchmarks = benchmarks  # zij_canon.leaderboard.Leaderboard, or None
         self.cite_keys = cite_keys(canon.records)
         from .explorer import category_filter_attributes  # imported here: the explorer module imports this one
 
@@ -150,6 +151,7 @@ class Renderer:
             use_it=Markup(snippet_html(record, *self.signatures.get(record.zij_class, ((), ()))) or ""),
             api_url=self.api_urls.get(record.zij_class),
             trajectories=self.trajectories_html(record, url),
+            benchmarks=self.benchmarks_html(record, url),
             lineage=self.lineage.method(record) if self.lineage else Markup(""),
             **self._context(url),
         )
@@ -159,6 +161,18 @@ class Renderer:
         if self.trajectories is None or not record.zij_class:
             return Markup("")
         return self.trajectories.html(record.zij_class.removeprefix("zij."), lambda target: relative(url, target))
+
+    def benchmarks_html(self, record: Record, url: str) -> Markup:
+        """The method's "Benchmarks" section: a placeholder that zij.js fills with the class's block (a fragment
+        next to the site's assets), linking to it until then; empty without a registered class or its results."""
+        if self.benchmarks is None or not record.zij_class:
+            return Markup("")
+        card = self.benchmarks.card_path(record.zij_class.removeprefix("zij."))
+        if card is None:
+            return Markup("")
+        return Markup(self.env.get_template("_bench_slot.html").render(
+            card=relative(url, card), page=relative(url, "benchmarks/"), api=self.api_urls.get(record.zij_class),
+            link=lambda target: relative(url, target)))
 
     def category_page(self, category_id: str) -> str:
         category = self.canon.categories[category_id]

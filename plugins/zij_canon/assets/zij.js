@@ -4,6 +4,21 @@
   var script = document.currentScript;
   var base = script ? script.src.replace(/assets\/zij\/zij\.js(\?.*)?$/, "") : "/";
 
+  // ---- A method page's benchmark block, kept out of the page's own bytes ----
+  function fillBenchSlots() {
+    document.querySelectorAll(".zij-bench-slot[data-card]").forEach(function (slot) {
+      fetch(slot.getAttribute("data-card")).then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.text();
+      }).then(function (html) {
+        slot.innerHTML = html;  // a fragment the site's own build wrote, escaped there
+        slot.removeAttribute("data-card");
+      }).catch(function () { /* the slot's links stay */ });
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fillBenchSlots);
+  else fillBenchSlots();
+
   // ---- Copy LaTeX / Copy BibTeX ------------------------------------------
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {

@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved baseline/optimizer rounds per set")
-    parser.add_argument("--only", default="*", help="fnmatch pattern of optimizer names")
+    parser.add_argument("--only", default="*", help="comma-separated fnmatch patterns of optimizer names")
     parser.add_argument("--compiled", action="store_true", help="also time the compiled step where a class has one")
     parser.add_argument("--out", default="build/bench")
     args = parser.parse_args(argv)
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
 
     rows = []
     for entry in benchmarked():
-        if not fnmatch.fnmatch(entry.name.lower(), args.only.lower()):
+        if not any(fnmatch.fnmatch(entry.name.lower(), pattern.strip()) for pattern in args.only.lower().split(",")):
             continue
         row = {"name": entry.name}
         for name, shapes in SETS.items():

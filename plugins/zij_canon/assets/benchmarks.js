@@ -6,6 +6,8 @@
   // ---- sorting: a button in each header; cells sort by their data-v (empty values last, either way) ----
   function sortable(table) {
     var heads = table.tHead.rows[0].cells, body = table.tBodies[0];
+    var rank = new Map();  // ties keep the ranked order, whatever was clicked before
+    Array.prototype.forEach.call(body.rows, function (tr, i) { rank.set(tr, i); });
     Array.prototype.forEach.call(heads, function (th, col) {
       var numeric = th.getAttribute("data-sort") === "num";
       var button = document.createElement("button");
@@ -16,9 +18,9 @@
       th.setAttribute("data-sort-key", col);
       button.addEventListener("click", function () {
         var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-        var rows = Array.prototype.map.call(body.rows, function (tr, i) {
+        var rows = Array.prototype.map.call(body.rows, function (tr) {
           var v = tr.cells[col].getAttribute("data-v");
-          return { tr: tr, i: i, v: v === "" ? null : numeric ? parseFloat(v) : v.toLowerCase() };
+          return { tr: tr, i: rank.get(tr), v: v === "" ? null : numeric ? parseFloat(v) : v.toLowerCase() };
         });
         rows.sort(function (a, b) {
           if (a.v === null || b.v === null) return (a.v === null) - (b.v === null) || a.i - b.i;

@@ -220,8 +220,8 @@ def family_page(family_title: str, members: list[ApiEntry], canon: Canon, state:
         if trajectories is not None:  # its plots (zij_canon.trajectories), as raw HTML on one line
             plots = trajectories.html(e.name, lambda target: "../../" + target, heading=False)
             lines += [str(plots).replace("\n", " "), ""]
-        if benchmarks is not None:  # its benchmark block, as raw HTML on one line (nothing when it has no results)
-            block = str(benchmarks.card(e.name, lambda target: "../../" + target, heading=False))
-            if block:
-                lines += [block.replace("\n", " "), ""]
+        if benchmarks is not None:  # its benchmark block's placeholder (zij.js loads it: big raw HTML slows Markdown)
+            slot = str(benchmarks.slot(e.name, lambda target: "../../" + target)).strip()
+            if slot:
+                lines += [slot, ""]
     return "\n".join(lines)

@@ -231,6 +231,14 @@ class Leaderboard:
         return {self.card_path(name): str(self.card(name, lambda target: "../../" + target, heading=False))
                 for name in sorted(self.by_class)}
 
+    def slot(self, name: str, link) -> Markup:
+        """A placeholder that zij.js fills with class ``name``'s block from its fragment (see :meth:`card_files`),
+        linking to the Benchmarks page until then; empty without results."""
+        path = self.card_path(name)
+        if path is None:
+            return Markup("")
+        return Markup(self.env.get_template("_bench_slot.html").render(card=link(path), page=link(URL)))
+
     def card(self, name: str, link, heading: bool = True) -> Markup:
         """Class ``name``'s "Benchmarks" block (empty without results); ``link`` makes a site URL relative."""
         rows = self.card_rows(name)

@@ -163,16 +163,12 @@ class Renderer:
         return self.trajectories.html(record.zij_class.removeprefix("zij."), lambda target: relative(url, target))
 
     def benchmarks_html(self, record: Record, url: str) -> Markup:
-        """The method's "Benchmarks" section: a placeholder that zij.js fills with the class's block (a fragment
-        next to the site's assets), linking to it until then; empty without a registered class or its results."""
+        """The method's "Benchmarks" section: a placeholder that zij.js fills with the class's block (a fragment,
+        so the block does not weigh on the page); empty without a registered class or its results."""
         if self.benchmarks is None or not record.zij_class:
             return Markup("")
-        card = self.benchmarks.card_path(record.zij_class.removeprefix("zij."))
-        if card is None:
-            return Markup("")
-        return Markup(self.env.get_template("_bench_slot.html").render(
-            card=relative(url, card), page=relative(url, "benchmarks/"), api=self.api_urls.get(record.zij_class),
-            link=lambda target: relative(url, target)))
+        slot = self.benchmarks.slot(record.zij_class.removeprefix("zij."), lambda target: relative(url, target))
+        return Markup('<h2 id="benchmarks">Benchmarks</h2>\n') + slot if slot else slot
 
     def category_page(self, category_id: str) -> str:
         category = self.canon.categories[category_id]

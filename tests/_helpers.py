@@ -51,7 +51,7 @@ def small_canon(dest: Path, records: tuple[str, ...] = ("first-order/adam.yaml",
 
 def bench_results(tmp: Path, canon: Path = CANON) -> Path:
     """The benchmark results a test build shows: the project's (``make bench-tasks``) once it holds files, else
-    synthetic results (``_bench_data``) for every class of ``canon``, written once into ``tmp``."""
+    synthetic results (``_bench_helpers``) for every class of ``canon``, written once into ``tmp``."""
     if any(BENCH_RESULTS.glob("*.json")):
         return BENCH_RESULTS
     classes = sorted({m.group(1) for path in Path(canon).glob("*/*.yaml")
@@ -59,7 +59,7 @@ def bench_results(tmp: Path, canon: Path = CANON) -> Path:
     key = hashlib.sha256(",".join(classes).encode()).hexdigest()[:12]
     dest = tmp / ("bench-results" if Path(canon) == CANON else f"bench-results-{key}")
     if not any(dest.glob("*.json")):
-        from _bench_data import write_results
+        from _bench_helpers import write_results
 
         write_results(dest, classes)
     return dest

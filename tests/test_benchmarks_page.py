@@ -1,6 +1,6 @@
 """The Benchmarks page and the classes' benchmark blocks (zij_canon.benchmarks, zij_canon.leaderboard).
 
-Results are synthetic files in the package's own format (``_bench_data``, written by ``zij.bench.results``);
+Results are synthetic files in the package's own format (``_bench_helpers``, written by ``zij.bench.results``);
 one test reads the files a real ``python -m zij.bench --quick`` run writes. The site-wide build
 (``built_site``) shows the results :func:`_helpers.bench_results` names.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from material.plugins.search.plugin import Parser
 
-from _bench_data import write_results
+from _bench_helpers import write_results
 from _helpers import CANON, ROOT, bench_results, build_site, small_canon
 from zij_canon import benchmarks, leaderboard, load, search
 from zij_canon.api import ApiEntry, family_page

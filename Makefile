@@ -29,10 +29,10 @@ validate: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/zij-canon validate
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 bench: $(STAMP)
-	$(PY) -m zij._bench
+	$(PY) -m zij._bench $(ARGS)
 	$(PY) -m zij.bench.state
 
 bench-tasks: $(STAMP)

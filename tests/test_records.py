@@ -47,3 +47,9 @@ def test_canon_has_the_first_content(canon):
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX installed (CI installs texlive-latex-base)")
 def test_every_rule_compiles_with_pdflatex(canon):
     assert tex_check(canon) == []
+
+
+def test_rendered_math_keeps_mathml_without_a_second_latex_copy(math):
+    """Each equation's LaTeX is on the page once (the copy button's ``data-latex``), not again in the MathML."""
+    html, _ = math
+    assert html and all("<math" in h and "<annotation" not in h for h in html.values())

@@ -63,6 +63,16 @@ def _arg(other: Any) -> Any:
     return other.tensors if isinstance(other, TensorList) else other
 
 
+_HALF = (torch.bfloat16, torch.float16)
+
+
+def _numbers(other: Any) -> bool:
+    """Whether ``other`` is a Python number or a list of them (not a tensor, a TensorList or a Scalar)."""
+    if isinstance(other, (list, tuple)):
+        return all(isinstance(o, (int, float)) for o in other)
+    return isinstance(other, (int, float))
+
+
 def _scaled(other: Any, scale: Scalar) -> Any:
     """``other`` times a Scalar: foreach kernels take only numbers as ``alpha`` and ``value``."""
     return torch._foreach_mul(other.tensors, scale.tensor) if isinstance(other, TensorList) else _arg(other) * scale.tensor
@@ -125,6 +135,10 @@ class TensorList:
         return self
 
     def mul_(self, other: Any) -> TensorList:
+        if _numbers(other) and any(t.dtype in _HALF and t.device.type == "cpu" for t in self.tensors):
+            # On the CPU, torch's in-place foreach multiply by numbers rounds 16-bit floats unlike
+            # Tensor.mul_ (a third of bfloat16 results differ in the last bit); the loop keeps them equal.
+            return self._loop_("mul_", other)
         torch._foreach_mul_(self.tensors, _arg(other))
         return self
 

@@ -188,6 +188,19 @@ def test_tensorlist_methods_equal_tensor_methods():
     assert many.numel() == [t.numel() for t in x] and len(many) == len(x)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_tensorlist_scaling_by_numbers_equals_the_loop_in_every_float_dtype(dtype):
+    """torch's in-place foreach multiply by a number rounds 16-bit floats unlike ``Tensor.mul_`` on the CPU."""
+    x = [t.to(dtype) for t in tensors(14)]
+    ops = [lambda a: a.mul_(0.9), lambda a: blocks.ema_(a, a * 2, 0.9), lambda a: blocks.decoupled_decay_(a, 0.1, 0.05)]
+    for op in ops:
+        loop, together, _, _ = _apply_both(op, x)
+        assert all(torch.equal(a, b) for a, b in zip(loop, together)), dtype
+    loop = [t.clone().mul_(s) for t, s in zip(x, range(2, 2 + len(x)))]
+    together = TensorList(t.clone() for t in x).mul_([float(s) for s in range(2, 2 + len(x))])
+    assert all(torch.equal(a, b) for a, b in zip(loop, together))
+
+
 def test_zeros_to_inf_and_trust_ratio_on_lists():
     x = torch.tensor([0.0, 2.0])
     assert blocks.zeros_to_inf_(x).tolist() == [float("inf"), 2.0]

@@ -37,6 +37,23 @@ def test_state_dtype_bfloat16(entry):
     assert params[0].dtype == torch.float32 and math.isfinite(losses[-1]) and losses[-1] < losses[0]
 
 
+FOREACH_BF16 = [e for e in WITH_STATE_DTYPE if e.capabilities.foreach]
+
+
+@pytest.mark.parametrize("entry", FOREACH_BF16, ids=[e.name for e in FOREACH_BF16])
+def test_bfloat16_state_foreach_equals_loop(entry):
+    """In bfloat16 the foreach path still gives the loop's bits (torch's in-place foreach multiply does not)."""
+    results = []
+    for foreach in (False, True):
+        params = quadratic_params()
+        opt = entry.make(params, **{**entry.recipe, "state_dtype": torch.bfloat16, "foreach": foreach})
+        closure = closure_for(entry, opt, params, quadratic_loss)
+        for _ in range(5):
+            opt.step(closure)
+        results.append([p.detach().clone() for p in params])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
 def test_state_dtype_is_validated():
     entry = OWN[0]
     with pytest.raises(ValueError, match="state_dtype"):

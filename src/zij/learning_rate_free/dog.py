@@ -8,6 +8,7 @@ import torch
 
 from .._base import ZijOptimizer, check_lr, check_nonnegative, check_positive, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._tensorlist import TensorList
 from ..blocks import l2_into_grad
 
 
@@ -16,8 +17,50 @@ def dog_step_size(rbar: float, grad_sq_sum: float, *, lr: float) -> float:
     return lr * rbar / math.sqrt(grad_sq_sum)
 
 
-def _sq_norm(tensors) -> float:
-    return float(torch.stack([t.square().sum() for t in tensors]).sum())
+# The rule reduces over tensors into Python numbers, so it is written on lists of tensors; with ``foreach`` the
+# elementwise work takes torch's multi-tensor kernels (per tensor the same kernels as the loop, so the same numbers).
+def squared_norms(tensors: list, foreach: bool) -> list[torch.Tensor]:
+    """||t||^2 of each tensor as a 0-dim tensor."""
+    if not tensors:
+        return []
+    if foreach:
+        return list(TensorList(tensors).square().sum())
+    return [t.square().sum() for t in tensors]
+
+
+def differences(params: list, starts: list, foreach: bool) -> list[torch.Tensor]:
+    """theta - theta_0 of each tensor, as new tensors."""
+    if foreach and params:
+        return list(TensorList(params) - TensorList(starts))
+    return [p - x0 for p, x0 in zip(params, starts)]
+
+
+def total(squares: list[torch.Tensor]) -> float:
+    """The sum of per-tensor 0-dim values, as a Python number."""
+    return float(torch.stack(squares).sum())
+
+
+def each_float(values: list[torch.Tensor]) -> list[float]:
+    """Per-tensor 0-dim values as Python numbers, read back in one transfer where they share a device."""
+    if not values:
+        return []
+    if len({v.device for v in values}) == 1:
+        return torch.stack(values).tolist()  # stacking may widen the dtype, which is exact
+    return [float(v) for v in values]
+
+
+def descend_(params: list, grads: list, eta: float | list[float], foreach: bool) -> None:
+    """theta <- theta - eta g for every tensor, in place; ``eta`` is one step size or a list, one per tensor.
+
+    The multi-tensor kernel takes one step size; per-tensor ones go tensor by tensor, since scaling the
+    gradients first would round differently from ``add_``'s ``alpha``.
+    """
+    if foreach and not isinstance(eta, list):
+        TensorList(params).add_(TensorList(grads), alpha=-eta)
+        return
+    etas = eta if isinstance(eta, list) else [eta] * len(params)
+    for p, g, step_size in zip(params, grads, etas):
+        p.add_(g, alpha=-step_size)
 
 
 class DoG(ZijOptimizer):
@@ -58,6 +101,7 @@ class DoG(ZijOptimizer):
         init_eta: the first step size, in place of the one from ``reps_rel`` (``None``: from ``reps_rel``).
         layer_wise: LDoG, the rule applied to each tensor separately.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -70,10 +114,13 @@ class DoG(ZijOptimizer):
         https://arxiv.org/abs/2302.12022
     """
 
+    supports_foreach = True
+
     def __init__(self, params, reps_rel: float = 1e-6, lr: float = 1.0, weight_decay: float = 0.0, eps: float = 1e-8,
-                 init_eta: float | None = None, layer_wise: bool = False, *, maximize: bool = False):
+                 init_eta: float | None = None, layer_wise: bool = False, *, maximize: bool = False,
+                 foreach: bool | None = None):
         defaults = hyperparameters(reps_rel=reps_rel, lr=lr, weight_decay=weight_decay, eps=eps, init_eta=init_eta,
-                                   layer_wise=layer_wise, maximize=maximize, k=0)
+                                   layer_wise=layer_wise, maximize=maximize, foreach=foreach, k=0)
         if init_eta is not None:
             check_positive(init_eta, "init_eta")
         else:
@@ -85,31 +132,39 @@ class DoG(ZijOptimizer):
         state["x0"] = p.detach().clone()
 
     def group_step(self, group, params, grads, states):
-        grads = [l2_into_grad(g, p, group["weight_decay"]) for p, g in zip(params, grads)]
+        foreach = self.use_foreach(group, params)
+        if foreach:
+            grads = list(l2_into_grad(TensorList(grads), TensorList(params), group["weight_decay"]))
+        else:
+            grads = [l2_into_grad(g, p, group["weight_decay"]) for p, g in zip(params, grads)]
         first = group["k"] == 0
         reps = 0.0 if group["init_eta"] is not None else group["reps_rel"]
-        if group["layer_wise"]:
-            etas = []
-            for p, g, state in zip(params, grads, states):
-                if "rbar" not in state:
-                    state["rbar"], state["G"] = reps * (1 + _sq_norm([p]) ** 0.5), group["eps"]
-                else:
-                    state["rbar"] = max(state["rbar"], _sq_norm([p - state["x0"]]) ** 0.5)
-                state["G"] += _sq_norm([g])
-                etas.append(dog_step_size(state["rbar"], state["G"], lr=group["lr"]))
+        if group["layer_wise"]:  # rbar and G of each tensor, from its first step on
+            new = [i for i, state in enumerate(states) if "rbar" not in state]
+            seen = [i for i, state in enumerate(states) if "rbar" in state]
+            for i, sq in zip(new, each_float(squared_norms([params[i] for i in new], foreach))):
+                states[i]["rbar"], states[i]["G"] = reps * (1 + sq**0.5), group["eps"]
+            moved = differences([params[i] for i in seen], [states[i]["x0"] for i in seen], foreach)
+            for i, sq in zip(seen, each_float(squared_norms(moved, foreach))):
+                states[i]["rbar"] = max(states[i]["rbar"], sq**0.5)
+            eta = []
+            for state, sq in zip(states, each_float(squared_norms(grads, foreach))):
+                state["G"] += sq
+                eta.append(dog_step_size(state["rbar"], state["G"], lr=group["lr"]))
         else:
             if first:
-                group["rbar"], group["G"] = reps * (1 + _sq_norm(params) ** 0.5), group["eps"]
+                group["rbar"], group["G"] = reps * (1 + total(squared_norms(params, foreach)) ** 0.5), group["eps"]
             else:
-                group["rbar"] = max(group["rbar"], _sq_norm([p - s["x0"] for p, s in zip(params, states)]) ** 0.5)
-            group["G"] += _sq_norm(grads)
-            etas = [dog_step_size(group["rbar"], group["G"], lr=group["lr"])] * len(params)
+                moved = differences(params, [s["x0"] for s in states], foreach)
+                group["rbar"] = max(group["rbar"], total(squared_norms(moved, foreach)) ** 0.5)
+            group["G"] += total(squared_norms(grads, foreach))
+            eta = dog_step_size(group["rbar"], group["G"], lr=group["lr"])
         if first and group["init_eta"] is not None:
-            etas = [group["init_eta"]] * len(params)
+            eta = group["init_eta"]
         group["k"] += 1
-        for p, g, state, eta in zip(params, grads, states, etas):
+        for state in states:
             state["step"] += 1
-            p.add_(g, alpha=-eta)
+        descend_(params, grads, eta, foreach)
 
 
 register(OptimizerEntry(

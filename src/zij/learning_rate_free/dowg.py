@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from .._base import ZijOptimizer, check_positive, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .dog import descend_, differences, squared_norms, total
 
 
 def dowg_step_size(rbar_sq: float, v: float, *, lr: float, eps: float) -> float:
@@ -45,6 +44,7 @@ class DoWG(ZijOptimizer):
         lr: $c$, multiplier of the step size (1 is the method).
         eps: $\epsilon$, initial squared distance estimate and denominator guard.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -57,8 +57,11 @@ class DoWG(ZijOptimizer):
         Method", NeurIPS 2023. https://arxiv.org/abs/2305.16284
     """
 
-    def __init__(self, params, lr: float = 1.0, eps: float = 1e-4, *, maximize: bool = False):
-        defaults = hyperparameters(lr=lr, eps=eps, maximize=maximize, rt2=None, vt=0.0, k=0)
+    supports_foreach = True
+
+    def __init__(self, params, lr: float = 1.0, eps: float = 1e-4, *, maximize: bool = False,
+                 foreach: bool | None = None):
+        defaults = hyperparameters(lr=lr, eps=eps, maximize=maximize, foreach=foreach, rt2=None, vt=0.0, k=0)
         check_positive(eps, "eps")
         super().__init__(params, defaults)
 
@@ -67,12 +70,15 @@ class DoWG(ZijOptimizer):
         state["x0"] = p.detach().clone()
 
     def global_step(self, gathered):
-        pairs = [(p, g, s) for _, params, grads, states in gathered for p, g, s in zip(params, grads, states)]
-        if not pairs:
+        grad_sqs, distance_sqs = [], []  # per tensor, over all groups in order, each group by its own path
+        for group, params, grads, states in gathered:
+            foreach = self.use_foreach(group, params)
+            grad_sqs += squared_norms(grads, foreach)
+            distance_sqs += squared_norms(differences(params, [s["x0"] for s in states], foreach), foreach)
+        if not grad_sqs:
             return
         first = self.param_groups[0]
-        grad_sq = float(torch.stack([g.square().sum() for _, g, _ in pairs]).sum())
-        distance_sq = float(torch.stack([(p - s["x0"]).square().sum() for p, _, s in pairs]).sum())
+        grad_sq, distance_sq = total(grad_sqs), total(distance_sqs)
         rt2 = max(first["eps"] if first["rt2"] is None else first["rt2"], distance_sq)
         vt = first["vt"] + rt2 * grad_sq
         for group in self.param_groups:
@@ -80,9 +86,9 @@ class DoWG(ZijOptimizer):
 
     def group_step(self, group, params, grads, states):
         eta = dowg_step_size(group["rt2"], group["vt"], lr=group["lr"], eps=group["eps"])
-        for p, g, state in zip(params, grads, states):
+        for state in states:
             state["step"] += 1
-            p.add_(g, alpha=-eta)
+        descend_(params, grads, eta, self.use_foreach(group, params))
 
 
 register(OptimizerEntry(

@@ -196,6 +196,7 @@ class Sophia(HutchinsonOptimizer):
         distribution: ``"gaussian"`` (the paper's $u$) or ``"rademacher"`` probes.
         seed: seed of the probes' generator (``None``: torch's global generator).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -216,13 +217,14 @@ class Sophia(HutchinsonOptimizer):
 
     state_names = ("exp_avg", "hessian")
     hessian_name = "Sophia"
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.965, 0.99), rho: float = 0.04, weight_decay: float = 0.1,
                  k: int = 10, eps: float = 1e-15, distribution: str = "gaussian", seed: int | None = 0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, k=k, eps=eps,
-                                   distribution=distribution, seed=seed, maximize=maximize, state_dtype=state_dtype,
-                                   t=0, rng_state=None)
+                                   distribution=distribution, seed=seed, maximize=maximize, foreach=foreach,
+                                   state_dtype=state_dtype, t=0, rng_state=None)
         check_positive(rho, "rho")
         check_int(k, "k")
         check_nonnegative(eps, "eps")
@@ -231,6 +233,99 @@ class Sophia(HutchinsonOptimizer):
         if seed is not None:
             check_int(seed, "seed", minimum=0)
         super().__init__(params, defaults)
+
+    def take_estimate(self, state, group, probe, product) -> None:
+        """Fold one Hutchinson estimate (probe u, product H u, negated under ``maximize``) into the state."""
+        raise NotImplementedError
+
+
+class Sophia(HutchinsonOptimizer):
+    r"""Sophia-H: a clipped Newton-like step with a Hutchinson estimate of the Hessian diagonal.
+
+    The gradient momentum is divided by a running average of Hessian-diagonal estimates,
+    refreshed every $k$ steps (first at step 1), and every coordinate of the ratio is clipped
+    to $[-1, 1]$, which bounds the step where the estimate is tiny, negative or stale. The
+    estimate is Hutchinson's, $u \odot (\nabla^2 L\, u)$ with $u \sim \mathcal{N}(0, I)$,
+    from one Hessian-vector product (Sophia-H of the paper).
+
+    $$
+    \begin{aligned}
+    m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t \\
+    \hat h_t &= u \odot (\nabla^{2} L\, u), \qquad u \sim \mathcal{N}(0, I) \\
+    h_t &= \begin{cases} \beta_2 h_{t-1} + (1-\beta_2)\, \hat h_t & \text{if } (t-1) \bmod k = 0 \\ h_{t-1} & \text{otherwise} \end{cases} \\
+    \theta_t &= \theta_{t-1} - \eta \lambda\, \theta_{t-1} - \eta\, \operatorname{clip}\!\left(\frac{m_t}{\max(\gamma h_t,\ \epsilon)},\ 1\right)
+    \end{aligned}
+    $$
+
+    Protocol (Hessian-vector products): on a step that refreshes the estimate the gradients
+    must carry a graph. ``step(closure)`` arranges it: the closure (which clears the
+    gradients, computes the loss, calls ``loss.backward()`` and returns the loss) is run with
+    every ``backward`` forced to ``create_graph=True``; without a closure, call
+    ``loss.backward(create_graph=True)`` yourself before ``step()`` (on every step, or at
+    least on steps $1, k+1, 2k+1, \dots$). After the product the gradients are detached, which
+    breaks the reference cycle ``create_graph`` makes. The estimate is taken over all
+    parameters of all groups together, with probes from a generator seeded by ``seed``
+    whose state is saved in ``state_dict`` (``seed=None``: torch's global generator).
+
+    Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
+    at that step, as in torch.optim, and stays in the state; stop or restore a checkpoint
+    (``torch.nn.utils.clip_grad_norm_(..., error_if_nonfinite=True)`` raises before the step).
+
+    Args:
+        params: iterable of parameters or parameter groups.
+        lr: learning rate $\eta$ (the largest change of a coordinate in one step).
+        betas: $(\beta_1, \beta_2)$, decays of the momentum and of the Hessian average.
+        rho: $\gamma$, scale of the Hessian estimate.
+        weight_decay: decoupled weight decay $\lambda$.
+        k: steps between Hessian estimates.
+        eps: $\epsilon$, floor of the denominator.
+        distribution: ``"gaussian"`` (the paper's $u$) or ``"rademacher"`` probes.
+        seed: seed of the probes' generator (``None``: torch's global generator).
+        maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
+        state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> x = torch.randn(8, 4)
+        >>> opt = zij.Sophia(model.parameters(), lr=1e-3, rho=0.04, k=10)
+        >>> def closure():
+        ...     opt.zero_grad()
+        ...     loss = model(x).square().mean()
+        ...     loss.backward()
+        ...     return loss
+        >>> loss = opt.step(closure)
+
+    References:
+        Liu, Li, Hall, Liang and Ma, "Sophia: A Scalable Stochastic Second-order Optimizer for Language
+        Model Pre-training", ICLR 2024. https://arxiv.org/abs/2305.14342
+    """
+
+    state_names = ("exp_avg", "hessian")
+    hessian_name = "Sophia"
+    supports_foreach = True
+
+    def __init__(self, params, lr: float = 1e-4, betas=(0.965, 0.99), rho: float = 0.04, weight_decay: float = 0.1,
+                 k: int = 10, eps: float = 1e-15, distribution: str = "gaussian", seed: int | None = 0, *,
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
+        defaults = hyperparameters(lr=lr, betas=betas, rho=rho, weight_decay=weight_decay, k=k, eps=eps,
+                                   distribution=distribution, seed=seed, maximize=maximize, foreach=foreach,
+                                   state_dtype=state_dtype, t=0, rng_state=None)
+        check_positive(rho, "rho")
+        check_int(k, "k")
+        check_nonnegative(eps, "eps")
+        if distribution not in ("gaussian", "rademacher"):
+            raise ValueError(f"Invalid distribution: {distribution!r} (expected 'gaussian' or 'rademacher')")
+        if seed is not None:
+            check_int(seed, "seed", minimum=0)
+        super().__init__(params, defaults)
+
+    def use_foreach(self, group, params):
+        # on the CPU, torch's in-place multi-tensor multiply by a number (the decay, the momentum's decay) rounds
+        # 16-bit floats differently from Tensor.mul_: such tensors take the loop, whose numbers the checkpoints hold
+        half = (torch.bfloat16, torch.float16)
+        return super().use_foreach(group, params) and not any(
+            p.device.type == "cpu" and (p.dtype in half or group["state_dtype"] in half) for p in params)
 
     def take_estimate(self, state, group, probe, product) -> None:
         """Fold one Hutchinson estimate (probe u, product H u) into the state."""

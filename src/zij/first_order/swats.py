@@ -6,9 +6,10 @@ import math
 
 import torch
 
-from .._base import ZijOptimizer, hyperparameters
+from .._base import StateView, ZijOptimizer, hyperparameters
 from .._registry import OptimizerEntry, invalid, register
-from ..blocks import ema_, ema_sq_
+from .._tensorlist import TensorList
+from ..blocks import ema_, ema_sq_, l2_into_grad, per_tensor
 
 
 def swats_adam_update(
@@ -23,7 +24,7 @@ def swats_adam_update(
     beta2: float,
     eps: float,
 ) -> torch.Tensor:
-    """One Adam-phase step for one tensor, in place; returns the step p taken.
+    """One Adam-phase step for one tensor (or a TensorList of them), in place; returns the step p taken.
 
     m <- beta1 m + (1 - beta1) g;  a <- beta2 a + (1 - beta2) g^2;
     p = -lr sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(a) + eps);  theta <- theta + p.
@@ -47,9 +48,15 @@ def swats_projected_lr(adam_step: torch.Tensor, grad: torch.Tensor) -> float | N
 
 def swats_sgd_update(param: torch.Tensor, grad: torch.Tensor, momentum_buffer: torch.Tensor, *, sgd_lr: float,
                      beta1: float) -> None:
-    """One SGD-phase step for one tensor, in place: v <- beta1 v + g;  theta <- theta - (1 - beta1) Lambda v."""
+    """One SGD-phase step for one tensor (or a TensorList of them, ``sgd_lr`` then listing each one's Lambda),
+    in place: v <- beta1 v + g;  theta <- theta - (1 - beta1) Lambda v."""
     momentum_buffer.mul_(beta1).add_(grad)
-    param.add_(momentum_buffer, alpha=-(1 - beta1) * sgd_lr)
+    per_tensor(lambda p, v, rate: p.add_(v, alpha=-(1 - beta1) * rate), param, momentum_buffer, sgd_lr)
+
+
+def _each(state, name: str):
+    """A per-tensor Python entry: the value of one state, or the list of them under a StateView."""
+    return [s[name] for s in state.states] if isinstance(state, StateView) else state[name]
 
 
 class SWATS(ZijOptimizer):
@@ -90,6 +97,7 @@ class SWATS(ZijOptimizer):
         eps: $\epsilon$, Adam's stability term and the tolerance of the switching test (as in the paper).
         weight_decay: L2 penalty $\lambda$ added to the gradient.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -104,11 +112,12 @@ class SWATS(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-9, weight_decay: float = 0.0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         super().__init__(params, hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                                 maximize=maximize, state_dtype=state_dtype))
+                                                 maximize=maximize, foreach=foreach, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         super().init_state(p, state, group)
@@ -116,25 +125,42 @@ class SWATS(ZijOptimizer):
         state["sgd_lr_avg"] = 0.0  # the average l_t of the estimates gamma_t
         state["sgd_lr"] = 0.0  # Lambda, set at the switch
 
+    def group_step(self, group, params, grads, states):
+        """The loop, or with foreach one update per bucket of tensors in the same phase at the same step."""
+        if not self.use_foreach(group, params):
+            return super().group_step(group, params, grads, states)
+        for state in states:
+            state["step"] += 1
+        for index in self._buckets(params, states):
+            phases: dict[str, list[int]] = {}  # split before updating: a tensor that switches waits for the next step
+            for i in index:
+                phases.setdefault(states[i]["phase"], []).append(i)
+            for chosen in phases.values():
+                self.update(TensorList([params[i] for i in chosen]), TensorList([grads[i] for i in chosen]),
+                            StateView([states[i] for i in chosen]), group)
+
     def update(self, p, grad, state, group):
+        """One tensor and its state, or a TensorList of tensors in one phase and their :class:`StateView`."""
         beta1, beta2 = group["betas"]
-        if group["weight_decay"] != 0:
-            grad = grad.add(p, alpha=group["weight_decay"])
+        grad = l2_into_grad(grad, p, group["weight_decay"])
         if state["phase"] == "sgd":
-            swats_sgd_update(p, grad, state["momentum_buffer"], sgd_lr=state["sgd_lr"], beta1=beta1)
+            swats_sgd_update(p, grad, state["momentum_buffer"], sgd_lr=_each(state, "sgd_lr"), beta1=beta1)
             return
         step = state["step"]
         adam_step = swats_adam_update(p, grad, state["exp_avg"], state["exp_avg_sq"], step=step, lr=group["lr"],
                                       beta1=beta1, beta2=beta2, eps=group["eps"])
-        gamma = swats_projected_lr(adam_step, grad)
-        if gamma is None:
-            return
-        state["sgd_lr_avg"] = beta2 * state["sgd_lr_avg"] + (1 - beta2) * gamma
-        estimate = state["sgd_lr_avg"] / (1 - beta2**step)
-        if step > 1 and estimate > 0 and abs(estimate - gamma) < group["eps"]:
-            state["phase"] = "sgd"
-            state["sgd_lr"] = estimate
-            state["momentum_buffer"] = self.zeros_like(p, group)
+        gammas = per_tensor(swats_projected_lr, adam_step, grad)
+        if not isinstance(p, TensorList):
+            p, state, gammas = [p], StateView([state]), [gammas]
+        for param, each, gamma in zip(p, state.states, gammas):
+            if gamma is None:
+                continue
+            each["sgd_lr_avg"] = beta2 * each["sgd_lr_avg"] + (1 - beta2) * gamma
+            estimate = each["sgd_lr_avg"] / (1 - beta2**step)
+            if step > 1 and estimate > 0 and abs(estimate - gamma) < group["eps"]:
+                each["phase"] = "sgd"
+                each["sgd_lr"] = estimate
+                each["momentum_buffer"] = self.zeros_like(param, group)
 
 
 register(OptimizerEntry(

@@ -6,13 +6,39 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import decoupled_decay_, ema_, ema_sq_
+from .._tensorlist import TensorList
+from ..blocks import decoupled_decay_, ema_, ema_sq_, per_tensor
+
+
+def _spike_clip(grad: torch.Tensor, magnitude: torch.Tensor, max_grad: torch.Tensor,
+                m_max_hat: torch.Tensor) -> torch.Tensor:
+    """AdaClip for one tensor: entries with |g| > M_hat scaled by M_hat / max|g| (a new tensor)."""
+    return torch.where(magnitude > m_max_hat, grad / max_grad * m_max_hat, grad)
+
+
+def _norm(grad):
+    """The Euclidean norm of a tensor, or of each tensor of a TensorList (a TensorList of 0-dim tensors)."""
+    return grad.norm() if isinstance(grad, TensorList) else torch.linalg.vector_norm(grad)
+
+
+def _moving(norm, *xs):
+    """``(norm, *xs)`` restricted to the tensors whose clipped gradient is nonzero, or None if none is.
+
+    A plain tensor passes whole or not at all; for TensorLists, one transfer reads every norm.
+    """
+    if not isinstance(norm, TensorList):
+        return None if norm == 0 else (norm, *xs)
+    keep = [i for i, moves in enumerate(torch.stack(norm.tensors).ne(0).tolist()) if moves]
+    if len(keep) == len(norm):
+        return (norm, *xs)
+    return tuple(TensorList([x[i] for i in keep]) for x in (norm, *xs)) if keep else None
 
 
 def stable_spam_update(param, grad, exp_avg, exp_avg_sq, m_norm, v_norm, m_max, *, step: int, lr: float,
                        beta1: float, beta2: float, gamma1: float, gamma2: float, theta: float, eps: float,
                        weight_decay: float, update_proj_gap: int) -> None:
-    """One Stable-SPAM step for one tensor, in place (``m_norm``, ``v_norm``, ``m_max``: 0-dim state).
+    """One Stable-SPAM step for one tensor (or a TensorList of them), in place (``m_norm``, ``v_norm``,
+    ``m_max``: 0-dim state).
 
     theta <- (1 - lr wd) theta;  M <- th M + (1 - th) max|g|, g <- g / max|g| * M_hat where |g| > M_hat;
     n = ||g||; (if n = 0 nothing else changes)  mu, nu: EMAs of n and n^2 (gamma1, gamma2), bias-corrected with t;
@@ -24,14 +50,15 @@ def stable_spam_update(param, grad, exp_avg, exp_avg_sq, m_norm, v_norm, m_max, 
         exp_avg_sq.zero_()
     k = step if step < update_proj_gap else step % update_proj_gap + 1
     decoupled_decay_(param, lr, weight_decay)
-    grad = grad.clone()
-    max_grad = grad.abs().max()
+    magnitude = grad.abs()
+    max_grad = per_tensor(torch.Tensor.max, magnitude)
     ema_(m_max, max_grad, theta)
     m_max_hat = m_max / (1 - theta**step)
-    grad = torch.where(grad.abs() > m_max_hat, grad / max_grad * m_max_hat, grad)
-    norm = torch.linalg.vector_norm(grad)
-    if norm == 0:
+    grad = per_tensor(_spike_clip, grad, magnitude, max_grad, m_max_hat)
+    moving = _moving(_norm(grad), grad, param, exp_avg, exp_avg_sq, m_norm, v_norm)
+    if moving is None:
         return
+    norm, grad, param, exp_avg, exp_avg_sq, m_norm, v_norm = moving
     ema_(m_norm, norm, gamma1)
     ema_sq_(v_norm, norm, gamma2)
     scale = (m_norm / (1 - gamma1**step)) / ((v_norm / (1 - gamma2**step)).sqrt() + eps)
@@ -85,6 +112,7 @@ class StableSPAM(ZijOptimizer):
         weight_decay: decoupled weight decay $\lambda$, applied before the step.
         update_proj_gap: momentum reset interval $\Delta T$ in steps.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -99,13 +127,14 @@ class StableSPAM(ZijOptimizer):
     """
 
     state_names = ("exp_avg", "exp_avg_sq")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), gamma1: float = 0.7, gamma2: float = 0.9,
                  theta: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0, update_proj_gap: int = 1000, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, gamma1=gamma1, gamma2=gamma2, theta=theta, eps=eps,
                                    weight_decay=weight_decay, update_proj_gap=update_proj_gap, maximize=maximize,
-                                   state_dtype=state_dtype)
+                                   foreach=foreach, state_dtype=state_dtype)
         check_unit(gamma1, "gamma1")
         check_unit(gamma2, "gamma2")
         check_unit(theta, "theta")

@@ -8,6 +8,7 @@ import torch
 
 from .._base import check_int, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, invalid, register
+from .._tensorlist import TensorList
 from ..blocks import ema_, ema_sq_
 from .sophia import HutchinsonOptimizer
 
@@ -21,17 +22,25 @@ def spatial_average(product: torch.Tensor) -> torch.Tensor:
     return magnitude.mean(dim=tuple(range(2, product.ndim)), keepdim=True)
 
 
+def _pow_(x, exponent: float):
+    """``x ** exponent`` in place, for a tensor or a TensorList."""
+    if isinstance(x, TensorList):
+        torch._foreach_pow_(x.tensors, exponent)
+        return x
+    return x.pow_(exponent)
+
+
 def adahessian_update(param, grad, exp_avg, exp_hessian_diag_sq, *, step: int, lr: float, beta1: float,
                       beta2: float, eps: float, hessian_power: float, weight_decay: float) -> None:
-    """The step after the estimate was folded in: m <- b1 m + (1 - b1) g;
+    """The step after the estimate was folded in, for a tensor or a TensorList: m <- b1 m + (1 - b1) g;
     theta <- theta - lr (m / (1 - b1^t) / ((sqrt(v) / sqrt(1 - b2^t))^k + eps) + wd theta)."""
     ema_(exp_avg, grad, beta1)
     bias_correction1, bias_correction2 = 1 - beta1**step, 1 - beta2**step
-    denom = (exp_hessian_diag_sq.sqrt() / math.sqrt(bias_correction2)).pow_(hessian_power).add_(eps)
+    denom = _pow_(exp_hessian_diag_sq.sqrt() / math.sqrt(bias_correction2), hessian_power).add_(eps)
     direction = (exp_avg / bias_correction1).div_(denom)
     if weight_decay != 0:
         direction.add_(param, alpha=weight_decay)
-    param.add_(direction.to(param.dtype), alpha=-lr)
+    param.add_(direction.to((param[0] if isinstance(param, TensorList) else param).dtype), alpha=-lr)
 
 
 class AdaHessian(HutchinsonOptimizer):
@@ -76,6 +85,7 @@ class AdaHessian(HutchinsonOptimizer):
         weight_decay: $\lambda$, added to the step inside the learning rate (decoupled from the curvature).
         seed: seed of the probes' generator (``None``: torch's global generator).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -96,13 +106,14 @@ class AdaHessian(HutchinsonOptimizer):
 
     state_names = ("exp_avg", "exp_hessian_diag_sq")
     hessian_name = "AdaHessian"
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 0.15, betas=(0.9, 0.999), eps: float = 1e-4, hessian_power: float = 1,
                  weight_decay: float = 0, seed: int | None = 0, *, maximize: bool = False,
-                 state_dtype: torch.dtype | None = None):
+                 foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, betas=betas, eps=eps, hessian_power=hessian_power,
-                                   weight_decay=weight_decay, seed=seed, maximize=maximize, state_dtype=state_dtype,
-                                   t=0, k=1, distribution="rademacher", rng_state=None)
+                                   weight_decay=weight_decay, seed=seed, maximize=maximize, foreach=foreach,
+                                   state_dtype=state_dtype, t=0, k=1, distribution="rademacher", rng_state=None)
         if not isinstance(hessian_power, (int, float)) or not 0 <= hessian_power <= 1:
             raise ValueError(f"Invalid hessian_power: {hessian_power!r} (expected a number in [0, 1])")
         if seed is not None:

@@ -8,14 +8,19 @@ import math
 import torch
 from torch.nn.functional import softplus
 
-from .._base import ZijOptimizer, check_int, check_lr, check_nonnegative, check_positive, check_unit, hyperparameters
+from .._base import (StateView, ZijOptimizer, check_int, check_lr, check_nonnegative, check_positive, check_unit,
+                     hyperparameters)
 from .._registry import ErrorInput, OptimizerEntry, Parity, Variant, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import ema_sq_, per_tensor
 from .lookahead import lookahead_sync
 
 
 def unit_norm(x: torch.Tensor) -> torch.Tensor:
     """Norm per output unit, kept to broadcast: the whole norm of a vector or scalar, the norm over the second axis
-    of a 2-D or 3-D tensor, over every axis but the first beyond that."""
+    of a 2-D or 3-D tensor, over every axis but the first beyond that (of a TensorList: each tensor's)."""
+    if isinstance(x, TensorList):
+        return x.map(unit_norm)
     if x.dim() <= 1:
         return torch.linalg.vector_norm(x)
     dims = (1,) if x.dim() in (2, 3) else tuple(range(1, x.dim()))
@@ -24,16 +29,19 @@ def unit_norm(x: torch.Tensor) -> torch.Tensor:
 
 def agc(param: torch.Tensor, grad: torch.Tensor, *, clipping: float, eps: float) -> torch.Tensor:
     """Adaptive gradient clipping (Brock et al., 2021): rescale each unit's gradient to at most ``clipping`` times
-    its weight norm (floored at ``eps``); a new tensor."""
+    its weight norm (floored at ``eps``); a new tensor (or TensorList)."""
     max_norm = unit_norm(param).clamp_min(eps).mul_(clipping)
     grad_norm = unit_norm(grad)
     clipped = grad * (max_norm / grad_norm.clamp_min(1e-6))
-    return torch.where(grad_norm > max_norm, clipped, grad)
+    return per_tensor(torch.where, grad_norm > max_norm, clipped, grad)
 
 
 def centralize_normalize_(grad: torch.Tensor, *, centralize: bool, normalize: bool) -> torch.Tensor:
     """Gradient centralization (subtract the mean over all axes but the first, for 2+ dimensions) and gradient
-    normalization (divide by the standard deviation plus 1e-8, for more than two entries), in place."""
+    normalization (divide by the standard deviation plus 1e-8, for more than two entries), in place; on a TensorList
+    tensor by tensor, as the axes and the tests depend on each tensor's shape."""
+    if isinstance(grad, TensorList):
+        return per_tensor(lambda g: centralize_normalize_(g, centralize=centralize, normalize=normalize), grad)
     if centralize and grad.dim() > 1:
         grad.sub_(grad.mean(dim=tuple(range(1, grad.dim())), keepdim=True))
     if normalize and grad.numel() > 2:
@@ -52,12 +60,37 @@ def ranger21_lr(lr: float, step: int, *, warmup: int, warmdown_start: int, warmd
     return lr
 
 
+def _maximum_(x, y):
+    """Elementwise maximum in place: x <- max(x, y)."""
+    if isinstance(x, TensorList):
+        torch._foreach_maximum_(x.tensors, y.tensors)
+        return x
+    return torch.maximum(x, y, out=x)
+
+
+def _each(x) -> list:
+    """The tensors of a TensorList, or a lone tensor in a list."""
+    return x.tensors if isinstance(x, TensorList) else [x]
+
+
+def ranger21_moment_(param, grad, exp_avg_sq, *, step: int, beta2: float, clipping: float, agc_eps: float,
+                     centralize: bool, normalize: bool):
+    """The first pass of one Ranger21 step for one tensor (or a TensorList of them): the clipped, centralized and
+    normalized gradient g (new), the second moment v <- b2 v + (1 - b2) g^2 in place, and sum(v / (1 - b2^t)) per
+    tensor, for the stable weight decay."""
+    g = agc(param, grad, clipping=clipping, eps=agc_eps)
+    centralize_normalize_(g, centralize=centralize, normalize=normalize)
+    ema_sq_(exp_avg_sq, g, beta2)
+    return g, (exp_avg_sq / (1 - beta2**step)).sum()
+
+
 def ranger21_update(param, grad, exp_avg, exp_avg_other, exp_avg_sq, max_exp_avg_sq, slow, *, step: int, lr: float,
                     beta1: float, beta2: float, eps: float, weight_decay: float, variance_scale: float,
                     normloss_factor: float, pnm_momentum_factor: float, softplus_beta: float | None,
                     centralize: bool, normalize: bool, lookahead_k: int, lookahead_alpha: float) -> None:
-    """The second pass of one Ranger21 step for one tensor, in place (the first pass clipped, centralized and
-    normalized ``grad`` and updated ``exp_avg_sq``). ``exp_avg`` is this step's momentum buffer (they alternate).
+    """The second pass of one Ranger21 step for one tensor (or a TensorList of them), in place (the first pass
+    clipped, centralized and normalized ``grad`` and updated ``exp_avg_sq``). ``exp_avg`` is this step's momentum
+    buffer (they alternate).
 
     theta <- (1 - lr wd / s) theta;  theta <- (1 - 2 lr nu (1 - 1 / (||theta||_unit + eps))) theta;
     D = softplus(sqrt(v / (1 - b2^t)) + eps);  g <- GN(GC(g));  m <- b1^2 m + (1 - b1^2) g;
@@ -71,11 +104,10 @@ def ranger21_update(param, grad, exp_avg, exp_avg_other, exp_avg_sq, max_exp_avg
         param.mul_(1.0 - lr * correction)
     second = exp_avg_sq
     if max_exp_avg_sq is not None:
-        torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        second = max_exp_avg_sq
+        second = _maximum_(max_exp_avg_sq, exp_avg_sq)
     denom = second.sqrt().div_(math.sqrt(1.0 - beta2**step)).add_(eps)
     if softplus_beta is not None:
-        denom = softplus(denom, beta=softplus_beta)
+        denom = per_tensor(lambda d: softplus(d, beta=softplus_beta), denom)
     centralize_normalize_(grad, centralize=centralize, normalize=normalize)
     exp_avg.mul_(beta1**2).add_(grad, alpha=1.0 - beta1**2)
     noise_norm = math.sqrt((1.0 + beta2) ** 2 + beta2**2)
@@ -153,6 +185,7 @@ class Ranger21(ZijOptimizer):
         warmdown_min_lr: $\eta_{\min}$, the learning rate at the end of the warm-down.
         amsgrad: use the running maximum of the second moment in the denominator.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -166,6 +199,8 @@ class Ranger21(ZijOptimizer):
         https://arxiv.org/abs/2106.13731 ; official code: https://github.com/lessw2020/Ranger21
     """
 
+    supports_foreach = True
+
     def __init__(self, params, num_iterations: int, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-4, pnm_momentum_factor: float = 1.0, softplus: bool = True,
                  beta_softplus: float = 50.0, agc_clipping_value: float = 1e-2, agc_eps: float = 1e-3,
@@ -173,7 +208,7 @@ class Ranger21(ZijOptimizer):
                  lookahead_mergetime: int = 5, lookahead_blending_alpha: float = 0.5,
                  num_warmup_iterations: int | None = None, use_warmup: bool = True, warmdown_active: bool = True,
                  warmdown_start_pct: float = 0.72, warmdown_min_lr: float = 3e-5, amsgrad: bool = False, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         check_int(num_iterations, "num_iterations")
         defaults = hyperparameters(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, pnm_momentum_factor=pnm_momentum_factor,
@@ -181,7 +216,7 @@ class Ranger21(ZijOptimizer):
             agc_eps=agc_eps, using_gc=bool(using_gc), using_normgc=bool(using_normgc),
             normloss_factor=normloss_factor, lookahead_mergetime=lookahead_mergetime,
             lookahead_blending_alpha=lookahead_blending_alpha, amsgrad=bool(amsgrad), maximize=maximize,
-            state_dtype=state_dtype)
+            foreach=foreach, state_dtype=state_dtype)
         check_nonnegative(pnm_momentum_factor, "pnm_momentum_factor")
         check_positive(beta_softplus, "beta_softplus")
         check_nonnegative(agc_clipping_value, "agc_clipping_value")
@@ -210,34 +245,48 @@ class Ranger21(ZijOptimizer):
             state[name] = self.zeros_like(p, group)
         state["slow"] = self.copy_like(p, group)
 
+    def _parts(self, group, params, grads, states):
+        """``(indices, params, grads, state)`` updated together: each tensor alone, or on the multi-tensor path the
+        TensorLists of each bucket (same step count, device and dtype) with a StateView."""
+        if not self.use_foreach(group, params):
+            return [([i], p, g, s) for i, (p, g, s) in enumerate(zip(params, grads, states))]
+        return [(index, TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
+                 StateView([states[i] for i in index])) for index in self._buckets(params, states)]
+
     def global_step(self, gathered):
         # first pass, over every parameter: clip, centralize and normalize the gradient, update the second moment
-        processed, total, count = [], 0.0, 0
+        processed, sums = [], []
         for group, params, grads, states in gathered:
-            beta2 = group["betas"][1]
-            out = []
-            for p, grad, state in zip(params, grads, states):
+            for state in states:
                 state["step"] += 1
-                g = agc(p, grad, clipping=group["agc_clipping_value"], eps=group["agc_eps"])
-                centralize_normalize_(g, centralize=group["using_gc"], normalize=group["using_normgc"])
-                state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                total = total + (state["exp_avg_sq"] / (1 - beta2 ** state["step"])).sum()
-                count += p.numel()
-                out.append(g)
+            out, totals = [None] * len(params), [None] * len(params)
+            for index, p, grad, state in self._parts(group, params, grads, states):
+                g, total = ranger21_moment_(
+                    p, grad, state["exp_avg_sq"], step=state["step"], beta2=group["betas"][1],
+                    clipping=group["agc_clipping_value"], agc_eps=group["agc_eps"], centralize=group["using_gc"],
+                    normalize=group["using_normgc"])
+                for i, g_i, total_i in zip(index, _each(g), _each(total)):
+                    out[i], totals[i] = g_i, total_i
             processed.append(out)
+            sums.extend(zip(totals, params))
+        total, count = 0.0, 0
+        for total_i, p in sums:  # added in parameter order, whichever path computed them
+            total = total + total_i
+            count += p.numel()
         if count == 0:
             return
         variance_scale = math.sqrt(total / count)
         # second pass: decay, norm loss and the step, then Lookahead
         for (group, params, _, states), grads in zip(gathered, processed):
             beta1, beta2 = group["betas"]
-            for p, g, state in zip(params, grads, states):
+            for _, p, g, state in self._parts(group, params, grads, states):
                 step = state["step"]
                 lr = ranger21_lr(group["lr"], step, warmup=group["warmup"], warmdown_start=group["warmdown_start"],
                                  warmdown_total=group["warmdown_total"], min_lr=group["warmdown_min_lr"])
                 current, other = ("exp_avg", "exp_avg_neg") if step % 2 == 1 else ("exp_avg_neg", "exp_avg")
                 ranger21_update(
-                    p, g, state[current], state[other], state["exp_avg_sq"], state.get("max_exp_avg_sq"),
+                    p, g, state[current], state[other], state["exp_avg_sq"],
+                    state["max_exp_avg_sq"] if "max_exp_avg_sq" in state else None,
                     state["slow"], step=step, lr=lr, beta1=beta1, beta2=beta2, eps=group["eps"],
                     weight_decay=group["weight_decay"], variance_scale=variance_scale,
                     normloss_factor=group["normloss_factor"], pnm_momentum_factor=group["pnm_momentum_factor"],

@@ -6,6 +6,8 @@ import torch
 
 from .._base import ZijOptimizer, check_int, check_lr, check_unit, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
+from .._tensorlist import TensorList
+from ..blocks import per_tensor
 
 REBOUNDS = ("constant", "belief")
 DECAYS = ("L2", "decoupled", "stable")
@@ -13,9 +15,25 @@ DECAYS = ("L2", "decoupled", "stable")
 CONSTANT_REBOUND = 0.01
 
 
+def _norm(x, ord: float):
+    """The ``ord``-norm of all entries of a tensor (0-dim), or of each tensor of a TensorList."""
+    if isinstance(x, TensorList):
+        return TensorList(torch._foreach_norm(x.tensors, ord))
+    return torch.linalg.vector_norm(x, ord=ord)
+
+
+def _rectify(hessian, floor):
+    """max(|B|, floor) as a new tensor; ``floor`` is a number or, per tensor, a 0-dim tensor."""
+    denom = hessian.abs()
+    if isinstance(denom, TensorList):
+        return denom.clamp_min_(floor)
+    return denom.clamp_(min=floor)
+
+
 def apollo_update(param, grad, exp_avg_grad, approx_hessian, update, *, step: int, lr_t: float, beta: float,
                   eps: float, rebound: str, weight_decay: float, weight_decay_type: str) -> None:
-    """One Apollo step for one tensor, in place (``update`` holds the previous direction d).
+    """One Apollo step for one tensor (or a TensorList of them), in place (``update`` holds the previous
+    direction d). The norms, sums and ``delta`` are per tensor.
 
     g <- g + wd theta (L2);  alpha = (1 - b) / (1 - b^t);  D = g - m;  m <- m + alpha D;
     c = ||d||_4 + eps';  d_hat = d / c;  v = d_hat^2;  delta = -(alpha / c) sum(D d_hat) - sum(B v);  B <- B + delta v;
@@ -26,21 +44,22 @@ def apollo_update(param, grad, exp_avg_grad, approx_hessian, update, *, step: in
         grad = grad.add(param, alpha=weight_decay)
     alpha = (1 - beta) / (1 - beta**step)
     delta_grad = grad - exp_avg_grad
-    floor = torch.linalg.vector_norm(delta_grad, ord=float("inf")) if rebound == "belief" else CONSTANT_REBOUND
+    floor = _norm(delta_grad, float("inf")) if rebound == "belief" else CONSTANT_REBOUND
     exp_avg_grad.add_(delta_grad, alpha=alpha)
     eps_prime = eps if rebound == "belief" else eps / CONSTANT_REBOUND
-    scale = torch.linalg.vector_norm(update, ord=4).add_(eps_prime)
+    scale = _norm(update, 4).add_(eps_prime)
     update.div_(scale)
     v_sq = update * update
     correction = delta_grad.div_(scale).mul_(update).sum().mul(-alpha) - (approx_hessian * v_sq).sum()
     approx_hessian.addcmul_(v_sq, correction)
-    denom = approx_hessian.abs().clamp_(min=floor)
+    denom = _rectify(approx_hessian, floor)
     if rebound == "belief":
         denom.add_(eps / alpha)
     update.copy_(exp_avg_grad / denom)
-    if weight_decay != 0 and weight_decay_type != "L2":
-        decay = weight_decay / denom.mean().item() if weight_decay_type == "stable" else weight_decay
-        update.add_(param, alpha=decay)
+    if weight_decay != 0 and weight_decay_type == "stable":  # lambda / mean(D), one number per tensor
+        per_tensor(lambda u, p, d: u.add_(p, alpha=weight_decay / d.mean().item()), update, param, denom)
+    elif weight_decay != 0 and weight_decay_type == "decoupled":
+        update.add_(param, alpha=weight_decay)
     param.add_(update, alpha=-lr_t)
 
 
@@ -89,6 +108,7 @@ class ApolloDQN(ZijOptimizer):
         weight_decay_type: ``"L2"``, ``"decoupled"`` or ``"stable"`` (``None``: L2 with the constant rebound,
             decoupled with belief).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -103,10 +123,11 @@ class ApolloDQN(ZijOptimizer):
     """
 
     state_names = ("exp_avg_grad", "approx_hessian", "update")
+    supports_foreach = True
 
     def __init__(self, params, lr: float = 0.01, beta: float = 0.9, eps: float = 1e-4, rebound: str = "constant",
                  warmup: int = 500, init_lr: float | None = None, weight_decay: float = 0,
-                 weight_decay_type: str | None = None, *, maximize: bool = False,
+                 weight_decay_type: str | None = None, *, maximize: bool = False, foreach: bool | None = None,
                  state_dtype: torch.dtype | None = None):
         if rebound not in REBOUNDS:
             raise ValueError(f"Invalid rebound: {rebound!r} (expected one of {REBOUNDS})")
@@ -123,7 +144,7 @@ class ApolloDQN(ZijOptimizer):
         super().__init__(params, hyperparameters(lr=lr, beta=beta, eps=eps, rebound=rebound, warmup=warmup,
                                                  init_lr=init_lr, weight_decay=weight_decay,
                                                  weight_decay_type=weight_decay_type, maximize=maximize,
-                                                 state_dtype=state_dtype))
+                                                 foreach=foreach, state_dtype=state_dtype))
 
     def update(self, p, grad, state, group):
         t, warmup = state["step"], group["warmup"]

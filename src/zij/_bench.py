@@ -16,6 +16,7 @@ compilation happens in the untimed first step. Writes ``build/bench/results.json
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import platform
 import statistics
@@ -55,13 +56,23 @@ def state_bytes(opt) -> int:
                for v in s.values() if isinstance(v, torch.Tensor) and v.dim() > 0)
 
 
+def user_arguments(entry) -> dict:
+    """What a user must pass: the recipe's learning rate (where the class takes one), and the recipe's values of
+    arguments without a default (Ranger21's ``num_iterations``)."""
+    signature = inspect.signature(entry.cls).parameters
+    required = [name for name, p in signature.items()
+                if p.default is inspect.Parameter.empty and p.kind is not p.VAR_POSITIONAL and name != "params"]
+    rate = {"lr": entry.recipe.get("lr", 1e-3)} if "lr" in signature else {}
+    return {**rate, **{name: entry.recipe[name] for name in required if name in entry.recipe}}
+
+
 def measure(entry, shapes, repeats: int, rounds: int, compiled: bool = False) -> dict:
     """Interleaved ratio of ``entry`` (compiled, if asked) to AdamW(foreach=True) on one parameter set."""
     ratios, state = [], 0.0
     for _ in range(rounds):
         baseline = time_steps(torch.optim.AdamW(make_params(shapes), lr=1e-3, foreach=True), repeats)
         params = make_params(shapes)
-        opt = entry.make(params, lr=entry.recipe.get("lr", 1e-3))
+        opt = entry.make(params, **user_arguments(entry))
         if compiled:
             opt.compile()
         ratios.append(time_steps(opt, repeats) / baseline)

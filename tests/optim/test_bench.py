@@ -31,3 +31,14 @@ def test_bench_times_the_compiled_step_where_a_class_has_one(tmp_path):
     assert _bench.main([*args, "--only", "adan"]) == 0  # no compiled step: the eager columns only
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert set(row) == {"name", "large", "small"}
+
+
+def test_bench_builds_every_class_with_the_arguments_a_user_must_pass():
+    """Each benchmarked class is built from its recipe's rate and its required arguments (Ranger21's num_iterations)."""
+    import torch
+
+    for entry in _bench.benchmarked():
+        arguments = _bench.user_arguments(entry)
+        assert arguments.get("lr", entry.recipe.get("lr", 1e-3)) == entry.recipe.get("lr", 1e-3)
+        entry.make([torch.zeros(2, requires_grad=True)], **arguments)
+    assert "num_iterations" in _bench.user_arguments(next(e for e in _bench.benchmarked() if e.name == "Ranger21"))

@@ -8,34 +8,63 @@ import torch
 
 from .._base import ZijOptimizer, check_nonnegative, check_unit, hyperparameters
 from .._registry import Capabilities, ErrorInput, OptimizerEntry, register
+from .._tensorlist import TensorList
+from ..blocks import per_tensor
 
 
-def adalite_update(param: torch.Tensor, grad: torch.Tensor, state: dict, *, step: int, lr: float, eps: float,
-                   Lambda: float, beta_decay: float, centralize: bool, use_rms: bool, momentum: bool,
-                   momentum_beta: float) -> None:
-    """One Adalite step for one tensor, in place (state: ``col`` for a matrix, ``v`` otherwise, ``m`` with momentum).
+def _centred(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient minus its mean over all but the first axis; a vector minus its overall mean (torch reads an
+    empty ``dim`` as all axes, and the reference implementation centres vectors so); as is for one entry."""
+    if sum(grad.shape) > 1:
+        return grad - grad.mean(dim=tuple(range(1, grad.ndim)), keepdim=True)
+    return grad
+
+
+def _rsqrt_(x):
+    """1 / sqrt(x) in place, on a tensor or a TensorList."""
+    if isinstance(x, TensorList):
+        torch._foreach_rsqrt_(x.tensors)
+        return x
+    return x.rsqrt_()
+
+
+def _rms_floor(direction: torch.Tensor) -> float:
+    """max(1, RMS(d)): the divisor of the RMS clip."""
+    return max(1.0, direction.square().mean().sqrt().item())
+
+
+def _norm_scaled_(direction: torch.Tensor, param: torch.Tensor, grad: torch.Tensor, Lambda: float) -> torch.Tensor:
+    """d <- |theta| / |g~| d + Lambda (theta - theta / |theta|) in place, where both norms are nonzero."""
+    param_norm, grad_norm = param.norm(), grad.norm()
+    if param_norm != 0 and grad_norm != 0:
+        direction.mul_(param_norm / grad_norm).add_(param - param / param_norm, alpha=Lambda)
+    return direction
+
+
+def adalite_update(param, grad, state, *, step: int, lr: float, eps: float, Lambda: float, beta_decay: float,
+                   centralize: bool, use_rms: bool, momentum: bool, momentum_beta: float) -> None:
+    """One Adalite step for one tensor, or a TensorList of matrices or of non-matrices, in place (state: ``col`` for
+    a matrix, ``v`` otherwise, ``m`` with momentum; a :class:`~zij._base.StateView` for a TensorList).
 
     g~ = g minus its mean over all but the first axis;  b = 1 - t^-c;  u = (1 - b) g~^2 + b (c broadcast, or v) + eps;
     c <- column means of u (v <- u);  d = g~ / sqrt(u), divided by max(1, RMS(d));
     D = |theta| / |g~| d + Lambda (theta - theta / |theta|) when both norms are nonzero, else d;
-    with momentum D <- m = 0.9 m + 0.1 D;  theta <- theta - lr D.
+    with momentum D <- m = beta_m m + (1 - beta_m) D;  theta <- theta - lr D.
     """
-    if centralize and sum(grad.shape) > 1:
-        grad = grad - grad.mean(dim=tuple(range(1, grad.ndim)), keepdim=True)
+    if centralize:
+        grad = per_tensor(_centred, grad)
     beta = 1.0 - math.pow(step, -beta_decay)
     second = grad.square().mul_(1 - beta)
     if "col" in state:
-        second.add_(state["col"].unsqueeze(0), alpha=beta).add_(eps)
-        state["col"].copy_(second.mean(dim=0))
+        second.add_(per_tensor(lambda col: col.unsqueeze(0), state["col"]), alpha=beta).add_(eps)
+        state["col"].copy_(per_tensor(lambda u: u.mean(dim=0), second))
     else:
         second.add_(state["v"], alpha=beta).add_(eps)
         state["v"].copy_(second)
-    direction = second.rsqrt_().mul_(grad)
+    direction = _rsqrt_(second).mul_(grad)
     if use_rms:
-        direction.div_(max(1.0, direction.square().mean().sqrt().item()))
-    param_norm, grad_norm = param.norm(), grad.norm()
-    if param_norm != 0 and grad_norm != 0:
-        direction.mul_(param_norm / grad_norm).add_(param - param / param_norm, alpha=Lambda)
+        direction.div_(per_tensor(_rms_floor, direction))
+    per_tensor(lambda d, p, g: _norm_scaled_(d, p, g, Lambda), direction, param, grad)
     if momentum:
         direction = state["m"].mul_(momentum_beta).add_(direction, alpha=1 - momentum_beta)
     param.add_(direction, alpha=-lr)
@@ -82,11 +111,12 @@ class Adalite(ZijOptimizer):
         eps: $\epsilon$, added to the second moment.
         Lambda: $\Lambda$, strength of the pull toward unit weight norm (in place of weight decay).
         beta_decay: $c$, exponent of the growing decay $\hat\beta_t = 1 - t^{-c}$.
-        centralize: subtract from the gradient its mean over all but the first axis.
+        centralize: subtract from the gradient its mean over all but the first axis (a vector's overall mean).
         use_rms: divide the normalized gradient by its RMS when that exceeds 1.
         momentum: average the step with a momentum of coefficient ``momentum_beta``.
         momentum_beta: coefficient of that momentum.
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -100,12 +130,14 @@ class Adalite(ZijOptimizer):
         https://github.com/euclaise/SlimTrainer
     """
 
+    supports_foreach = True
+
     def __init__(self, params, lr: float = 1e-3, eps: float = 1e-5, Lambda: float = 0.01, beta_decay: float = 0.8,
                  centralize: bool = True, use_rms: bool = True, momentum: bool = False, momentum_beta: float = 0.9, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         defaults = hyperparameters(lr=lr, eps=eps, Lambda=Lambda, beta_decay=beta_decay, centralize=bool(centralize),
                                    use_rms=bool(use_rms), momentum_beta=momentum_beta, maximize=maximize,
-                                   state_dtype=state_dtype)
+                                   foreach=foreach, state_dtype=state_dtype)
         defaults["momentum"] = bool(momentum)  # a flag here, not the coefficient hyperparameters() checks
         check_nonnegative(Lambda, "Lambda")
         check_nonnegative(beta_decay, "beta_decay")
@@ -120,6 +152,12 @@ class Adalite(ZijOptimizer):
             state["v"] = self.zeros_like(p, group)
         if group["momentum"]:
             state["m"] = self.zeros_like(p, group)
+
+    def _buckets(self, params, states):
+        """The base class's buckets, each split into matrices and other tensors, whose states differ (``col``, ``v``)."""
+        return [part for bucket in super()._buckets(params, states)
+                for part in ([i for i in bucket if "col" in states[i]], [i for i in bucket if "col" not in states[i]])
+                if part]
 
     def update(self, p, grad, state, group):
         adalite_update(p, grad, state, step=state["step"], lr=group["lr"], eps=group["eps"], Lambda=group["Lambda"],

@@ -6,6 +6,7 @@ import torch
 
 from .._base import ZijOptimizer, check_lr, check_nonnegative, check_unit
 from .._registry import ErrorInput, OptimizerEntry, Parity, Variant, register
+from ..blocks import per_tensor
 
 
 def neuron_norm(x: torch.Tensor) -> torch.Tensor:
@@ -27,20 +28,34 @@ def project_(param: torch.Tensor, eps: float) -> torch.Tensor:
     return param.div_(neuron_norm(param).add_(eps))
 
 
-def nero_update(param: torch.Tensor, grad: torch.Tensor, exp_avg_sq: torch.Tensor, scale: torch.Tensor, *, step: int,
-                lr: float, beta: float, eps: float, constrained: bool) -> None:
-    """One Nero step for one tensor, in place.
+def _initial_scale(param: torch.Tensor) -> torch.Tensor:
+    """sigma: the mean neuron norm of a tensor at its first step, 0.01 if that is zero (0-dim tensor)."""
+    scale = neuron_norm(param).mean()
+    return torch.where(scale == 0, torch.full_like(scale, 0.01), scale)
+
+
+def _zero_undefined_(normed: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Set the 0 / 0 entries of ``normed`` (NaN where the gradient is 0) to 0, in place."""
+    return normed.masked_fill_(normed.isnan() & (grad == 0), 0.0)
+
+
+def project_where_(param, constrained, eps: float):
+    """:func:`project_` on one tensor if ``constrained``, or on those tensors of a TensorList whose flag is set."""
+    return per_tensor(lambda p, c: project_(p, eps) if c else p, param, constrained)
+
+
+def nero_update(param, grad, exp_avg_sq, scale, *, step: int, lr: float, beta: float, eps: float, constrained) -> None:
+    """One Nero step for one tensor (or a TensorList of them, ``constrained`` a flag per tensor), in place.
 
     v <- beta v + (1 - beta) ||g_i||^2 per neuron;  u = g / (sqrt(v / (1 - beta^t)) + eps), 0 / 0 set to 0;
     w <- w - lr sigma u;  w <- (w - mean w) / (||w - mean w|| + eps) per neuron if constrained.
     """
-    norm = neuron_norm(grad)
+    norm = per_tensor(neuron_norm, grad)
     exp_avg_sq.mul_(beta).addcmul_(norm, norm, value=1 - beta)
-    normed = grad / (exp_avg_sq / (1 - beta**step)).sqrt_().add_(eps)
-    normed = torch.where(normed.isnan() & (grad == 0), 0.0, normed)  # 0 / 0: a neuron never given a gradient
-    param.add_(normed * scale, alpha=-lr)
-    if constrained:
-        project_(param, eps)
+    normed = grad / (exp_avg_sq / (1 - beta**step)).sqrt_().add_(eps)  # v broadcasts over each neuron's weights
+    per_tensor(_zero_undefined_, normed, grad)  # 0 / 0: a neuron never given a gradient
+    param.add_(normed.mul_(scale), alpha=-lr)
+    project_where_(param, constrained, eps)
 
 
 class Nero(ZijOptimizer):
@@ -79,6 +94,7 @@ class Nero(ZijOptimizer):
         constraints: centre and normalize the neurons of tensors with two or more dimensions.
         eps: $\epsilon$, added to both denominators (0: the official code, which has none).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
         state_dtype: dtype of the optimizer state (``None``: the parameter's); e.g. ``torch.bfloat16`` halves it.
 
     Example:
@@ -92,13 +108,15 @@ class Nero(ZijOptimizer):
         ICML 2021. https://arxiv.org/abs/2102.07227
     """
 
+    supports_foreach = True
+
     def __init__(self, params, lr: float = 0.01, beta: float = 0.999, constraints: bool = True, eps: float = 0.0, *,
-                 maximize: bool = False, state_dtype: torch.dtype | None = None):
+                 maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):
         check_lr(lr)
         check_unit(beta, "beta")
         check_nonnegative(eps, "eps")
         super().__init__(params, dict(lr=lr, beta=beta, constraints=bool(constraints), eps=eps, maximize=maximize,
-                                      state_dtype=state_dtype))
+                                      foreach=foreach, state_dtype=state_dtype))
 
     def init_state(self, p, state, group):
         state["step"] = 0
@@ -107,12 +125,10 @@ class Nero(ZijOptimizer):
         state["scale"] = torch.zeros((), dtype=dtype, device=p.device)  # sigma, set at the first step
 
     def update(self, p, grad, state, group):
-        constrained = group["constraints"] and p.dim() > 1
+        constrained = per_tensor(lambda t: group["constraints"] and t.dim() > 1, p)
         if state["step"] == 1:  # the official code projects at construction; here, before the first update
-            if constrained:
-                project_(p, group["eps"])
-            scale = neuron_norm(p).mean()
-            state["scale"].copy_(torch.where(scale == 0, torch.full_like(scale, 0.01), scale))
+            project_where_(p, constrained, group["eps"])
+            state["scale"].copy_(per_tensor(_initial_scale, p))
         nero_update(p, grad, state["exp_avg_sq"], state["scale"], step=state["step"], lr=group["lr"],
                     beta=group["beta"], eps=group["eps"], constrained=constrained)
 

@@ -6,7 +6,8 @@ import torch
 
 from .._base import ZijOptimizer, check_lr, check_nonnegative, hyperparameters
 from .._registry import ErrorInput, OptimizerEntry, Parity, invalid, register
-from ..blocks import stochastic_round_
+from .._tensorlist import TensorList
+from ..blocks import per_tensor, stochastic_round_
 
 
 #: The names ``compute_dtype`` accepts, as in the official code.
@@ -26,9 +27,50 @@ def resolve_dtype(compute_dtype) -> torch.dtype | None:
     return compute_dtype
 
 
-def rose_update(param: torch.Tensor, grad: torch.Tensor, *, lr: float, decay_factor: float | None, centralize: bool,
+#: About how many entries the foreach path updates together: the copies in the compute dtype stay in the CPU's
+#: cache between its operations (with all of a group's tensors at once it was slower than the loop).
+CHUNK = 1 << 16
+
+
+def _chunks(index: list[int], params: list):
+    """``index`` in runs of consecutive parameters that hold about :data:`CHUNK` entries together."""
+    chunk, held = [], 0
+    for i in index:
+        chunk.append(i)
+        held += params[i].numel()
+        if held >= CHUNK:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def _centred(g: torch.Tensor, centralize: bool) -> torch.Tensor:
+    """The gradient with its row means removed (rank 2 or more, with ``centralize``), else as is."""
+    if g.ndim > 1 and centralize:
+        return g - g.mean(dim=tuple(range(1, g.ndim)), keepdim=True)
+    return g
+
+
+def _ranges(g: torch.Tensor, stabilize: bool) -> torch.Tensor:
+    """The denominators of a vector or higher-rank gradient: |max g| - min g for a vector; for rank 2 or more each
+    row's range, pulled toward the mean range with ``stabilize``, shaped to broadcast. Zeros become 1."""
+    if g.ndim == 1:
+        low, high = g.aminmax()
+        denom = high.abs() - low
+    else:
+        axes = tuple(range(1, g.ndim))
+        denom = g.amax(dim=axes, keepdim=True).abs() - g.amin(dim=axes, keepdim=True)
+        if stabilize:
+            sigma, mu = torch.std_mean(denom, correction=0)
+            trust = mu / (sigma + mu).masked_fill(mu == 0, 1.0)
+            denom = mu.lerp(denom, trust)
+    return denom.masked_fill(denom == 0, 1.0)
+
+
+def rose_update(param, grad, *, lr: float, decay_factor: float | None, centralize: bool,
                 stabilize: bool, compute_dtype: torch.dtype | None, bf16_sr: bool) -> None:
-    """One Rose step for one tensor, in place.
+    """One Rose step for one tensor, or a TensorList of tensors of one dtype, all scalars or none, in place.
 
     theta <- max(0, 1 - lr wd) theta.  A scalar: theta <- theta - lr sign(g).  A vector: d = |max g| - min g.
     Rank 2 or more, rows along the first axis: G~ = G minus its row means (centralize); rho_i = |max_j G~_ij| -
@@ -36,31 +78,21 @@ def rose_update(param: torch.Tensor, grad: torch.Tensor, *, lr: float, decay_fac
     theta <- theta - lr G~ / d.  The arithmetic runs in ``compute_dtype``; bfloat16 weights are written back with
     stochastic rounding when ``bf16_sr``.
     """
-    rounded = bf16_sr and param.dtype == torch.bfloat16
-    dtype = torch.float32 if rounded and compute_dtype is None else (compute_dtype or param.dtype)
+    first = param[0] if isinstance(param, TensorList) else param
+    rounded = bf16_sr and first.dtype == torch.bfloat16
+    dtype = torch.float32 if rounded and compute_dtype is None else (compute_dtype or first.dtype)
     g = grad.to(dtype)
-    x = param.to(dtype)
+    x = param.to(dtype)  # the parameter itself where ``dtype`` is its own
     if decay_factor is not None:
         x.mul_(decay_factor)
-    if g.ndim == 0:
+    if first.ndim == 0:
         x.add_(g.sign(), alpha=-lr)
     else:
-        if g.ndim == 1:
-            low, high = g.aminmax()
-            denom = high.abs() - low
-        else:
-            axes = tuple(range(1, g.ndim))
-            if centralize:
-                g = g - g.mean(dim=axes, keepdim=True)
-            denom = g.amax(dim=axes, keepdim=True).abs() - g.amin(dim=axes, keepdim=True)
-            if stabilize:
-                sigma, mu = torch.std_mean(denom, correction=0)
-                trust = mu / (sigma + mu).masked_fill(mu == 0, 1.0)
-                denom = mu.lerp(denom, trust)
-        x.addcdiv_(g, denom.masked_fill(denom == 0, 1.0), value=-lr)
+        g = per_tensor(lambda t: _centred(t, centralize), g)
+        x.addcdiv_(g, per_tensor(lambda t: _ranges(t, stabilize), g), value=-lr)
     if rounded:
-        stochastic_round_(param, x.to(torch.float32))
-    elif x is not param:
+        per_tensor(lambda p, t: stochastic_round_(p, t.to(torch.float32)), param, x)
+    elif dtype != first.dtype:
         param.copy_(x)
 
 
@@ -106,6 +138,7 @@ class Rose(ZijOptimizer):
         compute_dtype: dtype of the step's arithmetic, a floating dtype or a name such as ``"fp64"`` or ``"fp32"``
             (``None``: the parameter's; float32 for rounded bfloat16).
         maximize: maximize the objective instead of minimizing it.
+        foreach: use the multi-tensor path (same results as the loop); ``None``: wherever the class has one.
 
     Example:
         >>> model = torch.nn.Linear(4, 2)
@@ -117,9 +150,12 @@ class Rose(ZijOptimizer):
         Kieren, "Rose: Range-Of-Slice Equilibration optimizer", software, 2026. https://github.com/MatthewK78/Rose
     """
 
+    supports_foreach = True
+
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 1e-4, wd_schedule: bool | float = False,
                  centralize: bool = True, stabilize: bool = True, bf16_sr: bool = True,
-                 compute_dtype: torch.dtype | str | None = "fp64", *, maximize: bool = False):
+                 compute_dtype: torch.dtype | str | None = "fp64", *, maximize: bool = False,
+                 foreach: bool | None = None):
         resolve_dtype(compute_dtype)
         if isinstance(wd_schedule, bool):
             pass
@@ -131,7 +167,7 @@ class Rose(ZijOptimizer):
             raise ValueError(f"Invalid wd_schedule: {wd_schedule!r} (expected a bool or a reference learning rate)")
         defaults = hyperparameters(lr=lr, weight_decay=weight_decay, wd_schedule=wd_schedule,
                                    centralize=bool(centralize), stabilize=bool(stabilize), bf16_sr=bool(bf16_sr),
-                                   compute_dtype=compute_dtype, maximize=maximize)
+                                   compute_dtype=compute_dtype, maximize=maximize, foreach=foreach)
         check_nonnegative(weight_decay, "weight_decay")
         super().__init__(params, defaults)
 
@@ -148,9 +184,18 @@ class Rose(ZijOptimizer):
                 reference = schedule if schedule is not True else group.get("max_lr", group["initial_lr"])
                 wd_lr = lr / reference
             decay_factor = max(0.0, 1.0 - wd_lr * weight_decay)
-        for p, grad in zip(params, grads):
-            rose_update(p, grad, lr=lr, decay_factor=decay_factor, centralize=group["centralize"],
-                        stabilize=group["stabilize"], compute_dtype=resolve_dtype(group["compute_dtype"]), bf16_sr=group["bf16_sr"])
+        options = dict(lr=lr, decay_factor=decay_factor, centralize=group["centralize"], stabilize=group["stabilize"],
+                       compute_dtype=resolve_dtype(group["compute_dtype"]), bf16_sr=group["bf16_sr"])
+        if not self.use_foreach(group, params):
+            for p, grad in zip(params, grads):
+                rose_update(p, grad, **options)
+            return
+        buckets: dict = {}  # Rose keeps no step count: by device and dtype, scalars apart (they take the sign step)
+        for i, p in enumerate(params):
+            buckets.setdefault((p.device, p.dtype, p.ndim == 0), []).append(i)
+        for index in buckets.values():
+            for chunk in _chunks(index, params):
+                rose_update(TensorList([params[i] for i in chunk]), TensorList([grads[i] for i in chunk]), **options)
 
 
 register(OptimizerEntry(

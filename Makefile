@@ -29,7 +29,7 @@ validate: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/zij-canon validate
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=30
 
 bench: $(STAMP)
 	$(PY) -m zij._bench $(ARGS)

@@ -131,13 +131,18 @@ class _Columns:
         return name == "step" or name in self.columns
 
 
+#: inductor options of :meth:`ZijOptimizer.compile` unless the caller gives a ``mode`` or its own values.
+_COMPILE_OPTIONS = {"size_asserts": False, "alignment_asserts": False}
+
+
 def _traced_update(optimizer: ZijOptimizer, params: list, grads: list, columns: dict, step: torch.Tensor,
                    lr: torch.Tensor, group: dict) -> None:
     """The foreach update that :meth:`ZijOptimizer.compile` compiles: ``lr`` and ``step`` are 0-dim tensors, seen by
     the rule as Scalars; ``columns`` holds each state entry as a list over the parameters (a list of dicts would
     cost a guard per dict)."""
-    type(optimizer).update(optimizer, TensorList(params), TensorList(grads), _Columns(columns, Scalar(step)),
-                           {**group, "lr": Scalar(lr)})
+    reciprocal = optimizer.compile_by_reciprocal
+    type(optimizer).update(optimizer, TensorList(params), TensorList(grads),
+                           _Columns(columns, Scalar(step, reciprocal)), {**group, "lr": Scalar(lr, reciprocal)})
 
 
 def _write_back_shards(optimizer, args, kwargs) -> None:
@@ -197,6 +202,12 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
     supports_foreach: bool = False
     #: Whether the foreach update traces whole with a tensor learning rate and step (:meth:`compile`).
     supports_compile: bool = False
+    #: Whether the compiled step multiplies by the reciprocal of a divisor that depends on the learning rate or
+    #: step (a bias correction), worked out once per step, where eager divides every entry by it: divisions
+    #: are what a fused step spends most of its arithmetic on. It rounds differently by about an ulp; a rule
+    #: whose result at an exact tie depends on that rounding sets False (FOCUS: at the first step its averaged
+    #: weights equal the weights exactly, and the sign of their difference must be 0).
+    compile_by_reciprocal: bool = True
     #: Options every group carries, with the defaults an older checkpoint is given.
     option_defaults: dict[str, Any] = {"foreach": None, "state_dtype": None}
     #: Whether each element's update depends only on that element (and group scalars): then a
@@ -247,7 +258,8 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
         """Opt in to the compiled step and return the optimizer (see the class docstring).
 
         ``options`` go to ``torch.compile`` (default ``fullgraph=True``: a rule that cannot be traced
-        whole raises instead of running in pieces). The compiled code is not part of a ``state_dict``
+        whole raises instead of running in pieces; and for inductor without a ``mode``, its size and
+        alignment assertions off, as dynamo's guards check the inputs already). The compiled code is not part of a ``state_dict``
         or a copy; call this again on a loaded or copied optimizer.
         """
         name = type(self).__name__
@@ -264,7 +276,12 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
         # dynamo keeps compiled code per code object and tells optimizers apart by identity: a copy of the
         # code for each optimizer keeps their entries apart, so many optimizers never reach its recompile limit
         code = types.FunctionType(_traced_update.__code__.replace(), _traced_update.__globals__, "_traced_update")
-        self.__dict__["_compiled"] = functools.partial(torch.compile(code, **{"fullgraph": True, **options}), self)
+        options = {"fullgraph": True, **options}
+        if "mode" not in options and options.get("backend", "inductor") == "inductor":  # a mode or options, not both
+            # dynamo's guards already check each input's size and stride before the compiled code runs; inductor's
+            # own assertions check them again, which for hundreds of small tensors costs a fifth of the step
+            options["options"] = {**_COMPILE_OPTIONS, **options.get("options", {})}
+        self.__dict__["_compiled"] = functools.partial(torch.compile(code, **options), self)
         return self
 
     def compile_refusal(self, group: dict) -> str | None:

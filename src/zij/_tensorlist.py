@@ -17,6 +17,17 @@ from typing import Any, Callable
 import torch
 
 
+@torch.library.custom_op("zij::computed_once", mutates_args=())
+def _computed_once(value: torch.Tensor) -> torch.Tensor:
+    """A copy of ``value`` that inductor keeps as a buffer instead of inlining its arithmetic into later kernels."""
+    return value.clone()
+
+
+@_computed_once.register_fake
+def _(value: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(value)
+
+
 class Scalar:
     """A number held as a 0-dim tensor: the learning rate and step count of a compiled step.
 
@@ -26,15 +37,20 @@ class Scalar:
     raises: the branch would be compiled for one value only.
     """
 
-    __slots__ = ("tensor",)
+    __slots__ = ("tensor", "by_reciprocal")
 
-    def __init__(self, tensor: torch.Tensor):
+    def __init__(self, tensor: torch.Tensor, by_reciprocal: bool = False):
         self.tensor = tensor
+        #: whether a TensorList divided by this Scalar is multiplied by its reciprocal instead (see
+        #: ``ZijOptimizer.compile_by_reciprocal``); the results of arithmetic keep it
+        self.by_reciprocal = by_reciprocal
 
     def _apply(self, fn: Callable[[Any, Any], Any], other: Any) -> Any:
         if isinstance(other, TensorList):
             return NotImplemented  # the TensorList's reflected method handles it
-        return Scalar(fn(self.tensor, other.tensor if isinstance(other, Scalar) else other))
+        if isinstance(other, Scalar):
+            return Scalar(fn(self.tensor, other.tensor), self.by_reciprocal or other.by_reciprocal)
+        return Scalar(fn(self.tensor, other), self.by_reciprocal)
 
     def __add__(self, other): return self._apply(lambda a, b: a + b, other)
     def __radd__(self, other): return self._apply(lambda a, b: b + a, other)
@@ -44,9 +60,16 @@ class Scalar:
     def __rmul__(self, other): return self._apply(lambda a, b: b * a, other)
     def __truediv__(self, other): return self._apply(lambda a, b: a / b, other)
     def __rtruediv__(self, other): return self._apply(lambda a, b: b / a, other)
-    def __pow__(self, other): return self._apply(lambda a, b: a**b, other)
-    def __rpow__(self, other): return self._apply(lambda a, b: b**a, other)
-    def __neg__(self): return Scalar(-self.tensor)
+    # A power is worked out once per step: inlined into an elementwise kernel it would be recomputed for every
+    # vector of entries (the C++ compiler may not hoist ``pow``, which sets errno), which made a compiled AdamW
+    # step cost twice as much.
+    def __pow__(self, other): return self._apply(lambda a, b: _computed_once(a**b), other)
+    def __rpow__(self, other): return self._apply(lambda a, b: _computed_once(b**a), other)
+    def __neg__(self): return Scalar(-self.tensor, self.by_reciprocal)
+
+    def reciprocal(self) -> Scalar:
+        """1 / self, worked out once per step."""
+        return Scalar(_computed_once(1 / self.tensor), self.by_reciprocal)
 
     def _branch(self, *_: Any) -> bool:
         raise TypeError("a compiled step cannot branch on its learning rate or step count; this rule has no compiled step")
@@ -143,6 +166,8 @@ class TensorList:
         return self
 
     def div_(self, other: Any) -> TensorList:
+        if isinstance(other, Scalar) and other.by_reciprocal:  # one division per step instead of one per entry
+            return self.mul_(other.reciprocal())
         torch._foreach_div_(self.tensors, _arg(other))
         return self
 
@@ -234,6 +259,8 @@ class TensorList:
         return TensorList(torch._foreach_mul(self.tensors, _arg(other)))
 
     def __truediv__(self, other: Any) -> TensorList:
+        if isinstance(other, Scalar) and other.by_reciprocal:  # as in div_
+            return self * other.reciprocal()
         return TensorList(torch._foreach_div(self.tensors, _arg(other)))
 
     def __rsub__(self, other: Any) -> TensorList:

@@ -9,6 +9,7 @@ inductor, the default backend, whose fused kernels round differently (hence the 
 from __future__ import annotations
 
 import copy
+import operator
 
 import pytest
 import torch
@@ -144,3 +145,46 @@ def test_options_that_branch_on_the_step_refuse():
     p = torch.zeros(2, 2, requires_grad=True)
     with pytest.raises(ValueError, match="AdamWAdv's param group 0: kourkoutas_beta's warm-up branches on the step"):
         zij.AdamWAdv([p], kourkoutas_beta=True).compile()
+
+
+@pytest.mark.parametrize("by_reciprocal", [False, True])
+def test_powers_and_divisors_of_the_step_are_worked_out_once_not_per_entry(by_reciprocal):
+    """``beta**step`` reaches the graph as a realized 0-dim value: inlined into the elementwise kernel, inductor's
+    C++ would recompute the power for every vector of entries (it may not hoist ``pow``, which sets errno). With
+    ``by_reciprocal`` a division by a Scalar becomes a product with its reciprocal, also worked out once."""
+    graphs = []
+
+    def capture(gm, inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    def rule(m, step):
+        TensorList(m).div_(1 - 0.9 ** Scalar(step, by_reciprocal))
+        return TensorList(m) / (1 - 0.999 ** Scalar(step, by_reciprocal))
+
+    torch._dynamo.reset()
+    m = [torch.ones(4), torch.ones(3)]
+    out = torch.compile(rule, backend=capture, fullgraph=True)(m, torch.tensor(2.0, dtype=torch.float64))
+    nodes = [n for g in graphs for n in g.graph.nodes if n.op == "call_function"]
+    once = [n.args[0].target for n in nodes if str(n.target) == "zij.computed_once.default"]
+    divisions = [n for n in nodes if n.target in (torch._foreach_div_, torch._foreach_div)]
+    if by_reciprocal:
+        assert once == [operator.pow, operator.truediv, operator.pow, operator.truediv] and not divisions, nodes
+    else:
+        assert once == [operator.pow, operator.pow] and len(divisions) == 2, nodes
+    torch.testing.assert_close(m[0], torch.full((4,), 1 / 0.19))
+    torch.testing.assert_close(out[1], torch.full((3,), 1 / 0.19 / (1 - 0.999**2)))
+
+
+def test_compile_turns_off_inductors_input_assertions_unless_told_otherwise(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: seen.append(kwargs) or fn)
+    p = torch.zeros(2, requires_grad=True)
+    zij.Lion([p]).compile()
+    zij.Lion([p]).compile(options={"size_asserts": True})
+    zij.Lion([p]).compile(mode="max-autotune")
+    zij.Lion([p]).compile(backend="aot_eager")
+    assert seen[0] == {"fullgraph": True, "options": {"size_asserts": False, "alignment_asserts": False}}
+    assert seen[1]["options"] == {"size_asserts": True, "alignment_asserts": False}
+    assert seen[2] == {"fullgraph": True, "mode": "max-autotune"}
+    assert seen[3] == {"fullgraph": True, "backend": "aot_eager"}

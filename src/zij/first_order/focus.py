@@ -71,6 +71,7 @@ class FOCUS(ZijOptimizer):
     state_names = ("exp_avg", "pbar")
     supports_foreach = True
     supports_compile = True
+    compile_by_reciprocal = False  # sign(theta - pbar_hat) is 0 at the first step only with an exact division
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), gamma: float = 0.1, weight_decay: float = 0.0, *,
                  maximize: bool = False, foreach: bool | None = None, state_dtype: torch.dtype | None = None):

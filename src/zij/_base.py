@@ -332,14 +332,16 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
 
     def _gather(self, group: dict):
         params, grads, states = [], [], []
+        maximize, state_of = group.get("maximize", False), self.state
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad  # read once: a property of the C tensor, and this loop runs for every parameter each step
+            if grad is None:
                 continue
-            if p.grad.is_sparse:
+            if grad.is_sparse:
                 raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-            if torch.is_complex(p):
+            if p.is_complex():
                 raise RuntimeError(f"{type(self).__name__} does not support complex parameters")
-            work, grad = p, p.grad
+            work = p
             if is_dtensor(p):  # sharded by FSDP2: step the shard, or the gathered whole (see _sharded)
                 if self.per_element:
                     work, grad = local(p), local(grad)
@@ -348,11 +350,11 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
                     self.__dict__.setdefault("_sharded", []).append((p, work))  # see _write_back_shards
                 if work is not p:
                     self.__dict__.setdefault("_originals", {})[id(work)] = p
-            state = self.state[p]
+            state = state_of[p]
             if not state:
                 self.init_state(work, state, group)
             params.append(work)
-            grads.append(-grad if group.get("maximize", False) else grad)
+            grads.append(-grad if maximize else grad)
             states.append(state)
         return params, grads, states
 

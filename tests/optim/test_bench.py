@@ -28,6 +28,9 @@ def test_bench_times_the_compiled_step_where_a_class_has_one(tmp_path):
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert row["large compiled"]["ratio"] > 0 and row["small compiled"]["ratio"] > 0
     assert "small compiled: median" in (tmp_path / "results.md").read_text()
+    reference = json.loads((tmp_path / "results.json").read_text())["reference"]
+    assert reference["name"] == "torch.optim.AdamW(fused=True)" and reference["large"] > 0 and reference["small"] > 0
+    assert "reference, torch.optim.AdamW(fused=True)" in (tmp_path / "results.md").read_text()
     assert _bench.main([*args, "--only", "adan"]) == 0  # no compiled step: the eager columns only
     (row,) = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert set(row) == {"name", "large", "small"}

@@ -66,14 +66,15 @@ def bench_results(tmp: Path, canon: Path = CANON) -> Path:
 
 
 def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = None, strict: bool = True,
-               api: bool | None = None, cache_dir: Path | None = None, bench: Path | bool = True):
+               api: bool | None = None, cache_dir: Path | None = None, bench: Path | bool = True,
+               options: dict | None = None):
     """Run a real ``mkdocs build`` of ``canon`` into ``site_dir``; return the CompletedProcess.
 
     The API reference (which needs every registered optimizer's record) is on for the real
     Canon and off for the small test canons, unless ``api`` says otherwise. The build cache
     is the project's (``build/.cache``) unless ``cache_dir`` names another folder. The
     Benchmarks page shows :func:`bench_results`, or the folder ``bench`` names; with
-    ``bench=False`` the ``bench_results`` option is unset.
+    ``bench=False`` the ``bench_results`` option is unset. ``options`` are further zij-canon plugin options.
     """
     config = mkdocs_config()
     with_api = (canon == CANON) if api is None else api
@@ -94,6 +95,7 @@ def build_site(tmp: Path, canon: Path, site_dir: Path, docs_dir: Path | None = N
             plugin["zij-canon"]["cache_dir"] = str(cache_dir or ROOT / "build" / ".cache")
             plugin["zij-canon"]["overrides"] = str(docs_dir / "overrides" / "zij_canon")
             plugin["zij-canon"]["state_bytes"] = str(ROOT / "benchmarks" / "state-bytes.json")
+            plugin["zij-canon"].update(options or {})
             if bench is False:
                 del plugin["zij-canon"]["bench_results"]
             else:

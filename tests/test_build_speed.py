@@ -331,3 +331,27 @@ def test_catalogs_of_other_sources_are_removed(tmp_path, fake_registry, monkeypa
     (cache / f"catalog-{'c' * 16}.json").write_text("[]")  # left by an older build
     api.Catalog(python, cache).entries()
     assert [p.name for p in cache.glob("catalog-*.json")] == [f"catalog-{'b' * 16}.json"] and runs() == 2
+
+
+def test_lean_search_indexes_the_whole_site_as_material_does(built_site, tmp_path):
+    """Every page (generated, API and Markdown) goes through zij_canon.search: the index equals Material's own."""
+    proc = build_site(tmp_path, CANON, tmp_path / "site", options={"lean_search": False})
+    assert proc.returncode == 0, proc.stderr
+    ours = json.loads((built_site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    material = json.loads((tmp_path / "site" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert {d["location"] for d in ours["docs"] if d["location"].startswith("api/")}, "API pages are not indexed"
+    assert ours == material
+
+
+def test_griffe_shortcut_gives_the_parameters_griffe_computes():
+    import griffe
+
+    from zij_canon.griffe_speed import _INHERITED, own_init_parameters
+
+    code = "class Base:\n    def __init__(self, a, b=2): ...\n\nclass Own(Base):\n    def __init__(self, c=3): ...\n"
+    with griffe.temporary_visited_module(code) as module:
+        for name in ("Base", "Own"):
+            cls = module[name]
+            ours, griffes = own_init_parameters(cls), _INHERITED.fget(cls)
+            assert [(p.name, p.default) for p in ours] == [(p.name, p.default) for p in griffes]
+        assert [p.name for p in own_init_parameters(module["Own"])] == ["self", "c"]

@@ -14,15 +14,18 @@ graphs and year timelines (:mod:`zij_canon.lineage`, laid out by ELK with a
 cache) are drawn into the finished pages in ``on_post_page``, like the math.
 
 Per-page costs are kept down for a large Canon: validated records come from a
-cache (:mod:`zij_canon.cache`), generated pages are indexed for search by
+cache (:mod:`zij_canon.cache`), pages are indexed for search by
 :mod:`zij_canon.search` instead of Material's slower parser (same entries; the
-sections of unchanged pages are cached too), and the site nav of method pages
+sections of unchanged pages are cached too), generated pages skip the Markdown
+converter (their body is HTML), the Jinja templates are compiled once across
+builds, and the site nav of method pages
 is rendered once per folder, with each page's own table of contents spliced in
 (``theme/main.html``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import posixpath
@@ -35,6 +38,7 @@ from mkdocs.config import config_options as c
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority, get_plugin_logger
 from mkdocs.structure.files import File, Files
+from mkdocs.structure.toc import get_toc
 from mkdocs.utils import CountHandler
 
 from . import a11y
@@ -89,6 +93,16 @@ class CanonConfig(base.Config):
     """Draw every registered class's trajectory plots (with ``api``; settings in ``zij_canon/trajectories.yaml``)."""
     nav_categories = c.Type(str, default="Categories")
     """Title of the ``nav`` section that lists the category pages, in the order of ``categories.yaml``."""
+    lean_search = c.Type(bool, default=True)
+    """Index pages for Material's search with :mod:`zij_canon.search` (same entries, faster, cached by page); off,
+    Material's own parser reads every page."""
+
+
+def _render_nothing(page, config, files) -> None:
+    """What ``Page.render`` leaves on a page whose Markdown is empty, without building a Markdown converter
+    (about a millisecond per page: its extensions, mkdocstrings included, are set up for each page)."""
+    page.content, page.toc, page._title_from_render = "", get_toc([]), None
+    page.present_anchor_ids, page.links_to_anchors = set(), {}
 
 
 def _stub(title: str) -> str:
@@ -218,6 +232,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         signatures = {e.public: (e.arguments, e.required) for e in self.api_entries}
         self.renderer = Renderer(self.canon, math_html, overrides, api_urls(self.api_entries), signatures,
                                  trajectories=self.trajectories, lineage=self.lineage, benchmarks=self.leaderboard)
+        _speed_up_templates([self.renderer.env], self.config.cache_dir)
         config.extra_css[:0] = ["assets/katex/katex.min.css", "assets/zij/zij.css", "assets/zij/explorer.css",
                                 "assets/zij/lineage.css"]
         config.extra_javascript[:0] = ["assets/katex/katex.min.js", "assets/zij/zij.js", "assets/zij/explorer.js"]
@@ -226,7 +241,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             self._redirect_site_dir(config)
         self.search = next(
             (p for p in config.plugins.values() if SearchPlugin and isinstance(p, SearchPlugin) and p.config.enabled), None
-        )
+        ) if self.config.lean_search else None
         self.sections = SectionCache(cache) if self.search is not None and cache is not None else None
         return config
 
@@ -304,6 +319,9 @@ class CanonPlugin(BasePlugin[CanonConfig]):
             dirs = env.loader.searchpath
             dirs.insert(1 if config.theme.custom_dir in dirs else 0, str(THEME))
             env.globals.update(zij_nav=SharedSidebars(), zij_nav_key=self.nav_key)
+        mkdocstrings = config.plugins.get("mkdocstrings")
+        handler = [mkdocstrings.handlers.get_handler("python").env] if mkdocstrings is not None else []
+        _speed_up_templates([env, *handler], self.config.cache_dir)
         return env
 
     def nav_key(self, page) -> str | None:
@@ -318,6 +336,12 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         if page.meta.get("hide"):
             return None
         return posixpath.dirname(page.url.rstrip("/"))
+
+    def on_pre_page(self, page, *, config, files):
+        """A generated page skips Markdown: its source is front matter only, and on_page_content gives the body."""
+        if page.file.src_uri in self.pages:
+            page.render = functools.partial(_render_nothing, page)
+        return page
 
     def on_page_content(self, html, *, page, config, files):
         """Replace a generated page's (empty) body with its rendered HTML, and give it a table of contents."""
@@ -334,9 +358,14 @@ class CanonPlugin(BasePlugin[CanonConfig]):
 
     @event_priority(50)  # before Material's search plugin, which then skips the page
     def on_page_context(self, context, *, page, config, nav):
-        """Index a generated page for search with the fast tokenizer: the entries Material would make."""
+        """Index a page for search with the fast tokenizer and the section cache: the entries Material would make.
+
+        Every page but those whose front matter sets ``search`` options (left to Material): the generated
+        pages, and the API and other Markdown pages too, whose sections then come from the cache while
+        their HTML is unchanged.
+        """
         uri = page.file.src_uri
-        if self.search is not None and uri in self.pages and "search" not in page.meta:
+        if self.search is not None and "search" not in page.meta:
             index_page(self.search.search_index, page, self.sections)
             page.meta["search"] = {"exclude": True}  # removed again in on_post_page
             self.indexed.add(uri)
@@ -345,10 +374,10 @@ class CanonPlugin(BasePlugin[CanonConfig]):
     def on_post_page(self, output, *, page, config):
         """Name the theme's search dialog (:mod:`zij_canon.a11y`); put the rendered math into a generated page once search has indexed it."""
         output = a11y.repair(output)
-        if page.file.src_uri not in self.pages:
-            return output
         if page.file.src_uri in self.indexed:
             del page.meta["search"]
+        if page.file.src_uri not in self.pages:
+            return output
         return self.lineage.fill(self.renderer.fill_math(output), page.url)
 
     def on_serve(self, server, *, config, builder):
@@ -393,3 +422,14 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         if self.final_site_dir is not None:
             logging.getLogger("mkdocs").removeHandler(self.warnings)
             shutil.rmtree(self.final_site_dir.rstrip("/") + ".zij-partial", ignore_errors=True)
+
+
+def _speed_up_templates(envs, cache_dir: str | None) -> None:
+    """Jinja environments of a build: each template compiled once across builds (Jinja's bytecode cache, in the
+    build cache), and not checked for edits at every include (``serve`` makes new environments for a rebuild)."""
+    for env in envs:
+        env.auto_reload = False
+        if cache_dir:
+            folder = Path(cache_dir) / "jinja"
+            folder.mkdir(parents=True, exist_ok=True)
+            env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))

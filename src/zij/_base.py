@@ -311,12 +311,16 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
             self.update(TensorList([params[i] for i in index]), TensorList([grads[i] for i in index]),
                         StateView([states[i] for i in index]), group)
 
-    @staticmethod
-    def _buckets(params: list, states: list) -> list[list[int]]:
-        """Indices of the parameters updated together: same step count, device and dtype."""
+    def bucket_key(self, p: torch.Tensor, state: dict) -> Any:
+        """What else a parameter's foreach bucket must share besides its step count, device and dtype (default:
+        nothing): a rule whose state differs in kind between tensors (a factored matrix, a full vector) keys on it."""
+        return None
+
+    def _buckets(self, params: list, states: list) -> list[list[int]]:
+        """Indices of the parameters updated together: same step count, device, dtype and :meth:`bucket_key`."""
         buckets: dict[Any, list[int]] = {}
         for i, (p, state) in enumerate(zip(params, states)):
-            buckets.setdefault((state["step"], p.device, p.dtype), []).append(i)
+            buckets.setdefault((state["step"], p.device, p.dtype, self.bucket_key(p, state)), []).append(i)
         return list(buckets.values())
 
     def state_shaped_like(self, p: torch.Tensor) -> torch.Tensor:

@@ -153,11 +153,9 @@ class Adalite(ZijOptimizer):
         if group["momentum"]:
             state["m"] = self.zeros_like(p, group)
 
-    def _buckets(self, params, states):
-        """The base class's buckets, each split into matrices and other tensors, whose states differ (``col``, ``v``)."""
-        return [part for bucket in super()._buckets(params, states)
-                for part in ([i for i in bucket if "col" in states[i]], [i for i in bucket if "col" not in states[i]])
-                if part]
+    def bucket_key(self, p, state):
+        """Matrices apart from other tensors: their states differ (``col``, ``v``)."""
+        return "col" in state
 
     def update(self, p, grad, state, group):
         adalite_update(p, grad, state, step=state["step"], lr=group["lr"], eps=group["eps"], Lambda=group["Lambda"],

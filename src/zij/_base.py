@@ -140,9 +140,10 @@ def _traced_update(optimizer: ZijOptimizer, params: list, grads: list, columns: 
     """The foreach update that :meth:`ZijOptimizer.compile` compiles: ``lr`` and ``step`` are 0-dim tensors, seen by
     the rule as Scalars; ``columns`` holds each state entry as a list over the parameters (a list of dicts would
     cost a guard per dict)."""
-    reciprocal = optimizer.compile_by_reciprocal
-    type(optimizer).update(optimizer, TensorList(params), TensorList(grads),
-                           _Columns(columns, Scalar(step, reciprocal)), {**group, "lr": Scalar(lr, reciprocal)})
+    cpu = params[0].device.type == "cpu"  # Triton's GPU kernels pay little for inline scalar arithmetic
+    flags = {"once": cpu, "by_reciprocal": cpu and optimizer.compile_by_reciprocal}
+    type(optimizer).update(optimizer, TensorList(params), TensorList(grads), _Columns(columns, Scalar(step, **flags)),
+                           {**group, "lr": Scalar(lr, **flags)})
 
 
 def _write_back_shards(optimizer, args, kwargs) -> None:
@@ -202,9 +203,9 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
     supports_foreach: bool = False
     #: Whether the foreach update traces whole with a tensor learning rate and step (:meth:`compile`).
     supports_compile: bool = False
-    #: Whether the compiled step multiplies by the reciprocal of a divisor that depends on the learning rate or
-    #: step (a bias correction), worked out once per step, where eager divides every entry by it: divisions
-    #: are what a fused step spends most of its arithmetic on. It rounds differently by about an ulp; a rule
+    #: Whether the compiled step on the CPU multiplies by the reciprocal of a divisor that depends on the learning
+    #: rate or step (a bias correction), worked out once per step, where eager divides every entry by it: divisions
+    #: are what a fused CPU step spends most of its arithmetic on. It rounds differently by about an ulp; a rule
     #: whose result at an exact tie depends on that rounding sets False (FOCUS: at the first step its averaged
     #: weights equal the weights exactly, and the sign of their difference must be 0).
     compile_by_reciprocal: bool = True
@@ -259,8 +260,8 @@ class ZijOptimizer(CheckedStateDict, Optimizer):
 
         ``options`` go to ``torch.compile`` (default ``fullgraph=True``: a rule that cannot be traced
         whole raises instead of running in pieces; and for inductor without a ``mode``, its size and
-        alignment assertions off, as dynamo's guards check the inputs already). The compiled code is not part of a ``state_dict``
-        or a copy; call this again on a loaded or copied optimizer.
+        alignment assertions off, as dynamo's guards check the inputs already). The compiled code is not
+        part of a ``state_dict`` or a copy; call this again on a loaded or copied optimizer.
         """
         name = type(self).__name__
         if not self.supports_compile:

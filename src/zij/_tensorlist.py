@@ -37,20 +37,29 @@ class Scalar:
     raises: the branch would be compiled for one value only.
     """
 
-    __slots__ = ("tensor", "by_reciprocal")
+    __slots__ = ("tensor", "once", "by_reciprocal")
 
-    def __init__(self, tensor: torch.Tensor, by_reciprocal: bool = False):
+    def __init__(self, tensor: torch.Tensor, once: bool = False, by_reciprocal: bool = False):
         self.tensor = tensor
-        #: whether a TensorList divided by this Scalar is multiplied by its reciprocal instead (see
-        #: ``ZijOptimizer.compile_by_reciprocal``); the results of arithmetic keep it
+        #: whether powers of it are worked out once per step (:func:`_computed_once`) instead of inline: inductor's
+        #: C++ for the CPU would recompute an inlined ``beta ** step`` for every vector of entries (the compiler
+        #: may not hoist ``pow``, which sets errno), which made a compiled AdamW step cost twice as much
+        self.once = once
+        #: whether a TensorList divided by it is multiplied by its reciprocal, worked out once, instead (see
+        #: ``ZijOptimizer.compile_by_reciprocal``); both flags pass to the results of arithmetic
         self.by_reciprocal = by_reciprocal
+
+    def _new(self, tensor: torch.Tensor, other: Any = None) -> Scalar:
+        flags = [(s.once, s.by_reciprocal) for s in (self, other) if isinstance(s, Scalar)]
+        return Scalar(tensor, any(f[0] for f in flags), any(f[1] for f in flags))
 
     def _apply(self, fn: Callable[[Any, Any], Any], other: Any) -> Any:
         if isinstance(other, TensorList):
             return NotImplemented  # the TensorList's reflected method handles it
-        if isinstance(other, Scalar):
-            return Scalar(fn(self.tensor, other.tensor), self.by_reciprocal or other.by_reciprocal)
-        return Scalar(fn(self.tensor, other), self.by_reciprocal)
+        return self._new(fn(self.tensor, other.tensor if isinstance(other, Scalar) else other), other)
+
+    def _held(self, value: Scalar) -> Scalar:
+        return Scalar(_computed_once(value.tensor), value.once, value.by_reciprocal) if self.once else value
 
     def __add__(self, other): return self._apply(lambda a, b: a + b, other)
     def __radd__(self, other): return self._apply(lambda a, b: b + a, other)
@@ -60,16 +69,13 @@ class Scalar:
     def __rmul__(self, other): return self._apply(lambda a, b: b * a, other)
     def __truediv__(self, other): return self._apply(lambda a, b: a / b, other)
     def __rtruediv__(self, other): return self._apply(lambda a, b: b / a, other)
-    # A power is worked out once per step: inlined into an elementwise kernel it would be recomputed for every
-    # vector of entries (the C++ compiler may not hoist ``pow``, which sets errno), which made a compiled AdamW
-    # step cost twice as much.
-    def __pow__(self, other): return self._apply(lambda a, b: _computed_once(a**b), other)
-    def __rpow__(self, other): return self._apply(lambda a, b: _computed_once(b**a), other)
-    def __neg__(self): return Scalar(-self.tensor, self.by_reciprocal)
+    def __pow__(self, other): return self._held(self._apply(lambda a, b: a**b, other))
+    def __rpow__(self, other): return self._held(self._apply(lambda a, b: b**a, other))
+    def __neg__(self): return self._new(-self.tensor)
 
     def reciprocal(self) -> Scalar:
-        """1 / self, worked out once per step."""
-        return Scalar(_computed_once(1 / self.tensor), self.by_reciprocal)
+        """1 / self (worked out once per step where powers are)."""
+        return self._held(self._new(1 / self.tensor))
 
     def _branch(self, *_: Any) -> bool:
         raise TypeError("a compiled step cannot branch on its learning rate or step count; this rule has no compiled step")

@@ -159,8 +159,8 @@ def test_powers_and_divisors_of_the_step_are_worked_out_once_not_per_entry(by_re
         return gm.forward
 
     def rule(m, step):
-        TensorList(m).div_(1 - 0.9 ** Scalar(step, by_reciprocal))
-        return TensorList(m) / (1 - 0.999 ** Scalar(step, by_reciprocal))
+        TensorList(m).div_(1 - 0.9 ** Scalar(step, once=True, by_reciprocal=by_reciprocal))
+        return TensorList(m) / (1 - 0.999 ** Scalar(step, once=True, by_reciprocal=by_reciprocal))
 
     torch._dynamo.reset()
     m = [torch.ones(4), torch.ones(3)]
@@ -174,6 +174,27 @@ def test_powers_and_divisors_of_the_step_are_worked_out_once_not_per_entry(by_re
         assert once == [operator.pow, operator.pow] and len(divisions) == 2, nodes
     torch.testing.assert_close(m[0], torch.full((4,), 1 / 0.19))
     torch.testing.assert_close(out[1], torch.full((3,), 1 / 0.19 / (1 - 0.999**2)))
+
+
+@pytest.mark.parametrize("device, exact", [("cpu", False), ("cpu", True), ("meta", False)])
+def test_the_compiled_step_works_scalars_out_once_on_the_cpu_only(device, exact):
+    """CPU kernels get the flags (unless the class keeps exact division); elsewhere (Triton's GPU kernels, here the
+    meta device) the scalar arithmetic stays inline and divisions stay divisions."""
+    from zij._base import _traced_update
+
+    class Probe:
+        compile_by_reciprocal = not exact
+
+        def update(self, p, grad, state, group):
+            self.seen = (state["step"], group["lr"])
+
+    probe, p = Probe(), torch.zeros(2, device=device)
+    _traced_update(probe, [p], [p], {}, torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.1), {})
+    for scalar in probe.seen:
+        assert scalar.once == (device == "cpu")
+        assert scalar.by_reciprocal == (device == "cpu" and not exact)
+        power = 1 - 0.9**scalar  # the flags pass to results
+        assert (power.once, power.by_reciprocal) == (scalar.once, scalar.by_reciprocal)
 
 
 def test_compile_turns_off_inductors_input_assertions_unless_told_otherwise(monkeypatch):

@@ -18,9 +18,8 @@ cache (:mod:`zij_canon.cache`), pages are indexed for search by
 :mod:`zij_canon.search` instead of Material's slower parser (same entries; the
 sections of unchanged pages are cached too), generated pages skip the Markdown
 converter (their body is HTML), the Jinja templates are compiled once across
-builds, and the site nav of method pages
-is rendered once per folder, with each page's own table of contents spliced in
-(``theme/main.html``).
+builds, and the site nav of method pages is rendered once per folder, with each
+page's own table of contents spliced in (``theme/main.html``).
 """
 
 from __future__ import annotations
@@ -103,6 +102,17 @@ def _render_nothing(page, config, files) -> None:
     (about a millisecond per page: its extensions, mkdocstrings included, are set up for each page)."""
     page.content, page.toc, page._title_from_render = "", get_toc([]), None
     page.present_anchor_ids, page.links_to_anchors = set(), {}
+
+
+def _speed_up_templates(envs, cache_dir: str | None) -> None:
+    """Jinja environments of a build: each template compiled once across builds (Jinja's bytecode cache, in the
+    build cache), and not checked for edits at every include (``serve`` makes new environments for a rebuild)."""
+    for env in envs:
+        env.auto_reload = False
+        if cache_dir:
+            folder = Path(cache_dir) / "jinja"
+            folder.mkdir(parents=True, exist_ok=True)
+            env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def _stub(title: str) -> str:
@@ -422,14 +432,3 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         if self.final_site_dir is not None:
             logging.getLogger("mkdocs").removeHandler(self.warnings)
             shutil.rmtree(self.final_site_dir.rstrip("/") + ".zij-partial", ignore_errors=True)
-
-
-def _speed_up_templates(envs, cache_dir: str | None) -> None:
-    """Jinja environments of a build: each template compiled once across builds (Jinja's bytecode cache, in the
-    build cache), and not checked for edits at every include (``serve`` makes new environments for a rebuild)."""
-    for env in envs:
-        env.auto_reload = False
-        if cache_dir:
-            folder = Path(cache_dir) / "jinja"
-            folder.mkdir(parents=True, exist_ok=True)
-            env.bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))

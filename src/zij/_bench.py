@@ -10,8 +10,8 @@ The figure reported is the median over rounds of (optimizer median step time) /
 parameter. With ``--compiled``, classes that have the opt-in compiled step
 (``ZijOptimizer.compile``, inductor) are timed compiled too, against the same baseline;
 compilation happens in the untimed first step; torch's fused AdamW is timed then as well,
-as the reference of what one fused pass over the tensors costs on the machine. Writes ``build/bench/results.json`` and
-``build/bench/results.md``.
+as the reference of what one fused pass over the tensors costs on the machine. Writes
+``build/bench/results.json`` and ``build/bench/results.md``.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ REFERENCE = "torch.optim.AdamW(fused=True)"
 
 
 def reference(shapes, repeats: int, rounds: int) -> dict:
+    """:data:`REFERENCE`'s interleaved ratio on one parameter set."""
     return interleaved(lambda params: torch.optim.AdamW(params, lr=1e-3, fused=True), shapes, repeats, rounds)
 
 

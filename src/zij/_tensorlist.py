@@ -58,8 +58,9 @@ class Scalar:
             return NotImplemented  # the TensorList's reflected method handles it
         return self._new(fn(self.tensor, other.tensor if isinstance(other, Scalar) else other), other)
 
-    def _held(self, value: Scalar) -> Scalar:
-        return Scalar(_computed_once(value.tensor), value.once, value.by_reciprocal) if self.once else value
+    def _held(self) -> Scalar:
+        """This value, kept as a buffer of its own where the flag ``once`` asks for it."""
+        return Scalar(_computed_once(self.tensor), self.once, self.by_reciprocal) if self.once else self
 
     def __add__(self, other): return self._apply(lambda a, b: a + b, other)
     def __radd__(self, other): return self._apply(lambda a, b: b + a, other)
@@ -69,13 +70,13 @@ class Scalar:
     def __rmul__(self, other): return self._apply(lambda a, b: b * a, other)
     def __truediv__(self, other): return self._apply(lambda a, b: a / b, other)
     def __rtruediv__(self, other): return self._apply(lambda a, b: b / a, other)
-    def __pow__(self, other): return self._held(self._apply(lambda a, b: a**b, other))
-    def __rpow__(self, other): return self._held(self._apply(lambda a, b: b**a, other))
+    def __pow__(self, other): return self._apply(lambda a, b: a**b, other)._held()
+    def __rpow__(self, other): return self._apply(lambda a, b: b**a, other)._held()
     def __neg__(self): return self._new(-self.tensor)
 
     def reciprocal(self) -> Scalar:
         """1 / self (worked out once per step where powers are)."""
-        return self._held(self._new(1 / self.tensor))
+        return self._new(1 / self.tensor)._held()
 
     def _branch(self, *_: Any) -> bool:
         raise TypeError("a compiled step cannot branch on its learning rate or step count; this rule has no compiled step")

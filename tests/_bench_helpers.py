@@ -26,6 +26,7 @@ PROVENANCE = {
     "commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False, "torch": "2.13.0+cpu", "python": "3.11.7",
     "cpu": "Synthetic CPU", "cpu_count": 2, "threads_per_run": 1, "parallel_runs": 2, "device": "cpu",
     "date": "2026-12-01T00:00:00+00:00", "command": "python -m zij.bench (synthetic results for the tests)",
+    "suite_seconds": 2490,
 }
 
 

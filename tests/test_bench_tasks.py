@@ -63,7 +63,8 @@ def test_quick_writes_one_file_per_task_with_provenance(quick_runs):
     assert "ETA" in log and "runs" in log
     for name in TASK_NAMES:
         doc = json.loads((out / f"{name}.json").read_text())
-        assert set(doc["provenance"]) >= {"commit", "torch", "cpu", "threads_per_run", "date"}
+        assert set(doc["provenance"]) >= {"commit", "torch", "cpu", "threads_per_run", "date", "suite_seconds"}
+        assert isinstance(doc["provenance"]["suite_seconds"], int) and doc["provenance"]["suite_seconds"] >= 0
         task = doc["task"]
         assert task["name"] == name and task["steps"] == TASKS[name].quick_steps and task["seeds"] == 1
         expected = LM_CLASSES if name == "char-lm" else CLASSES

@@ -66,6 +66,14 @@ def test_reads_what_the_package_writes(results):
     assert [c.rank for c in task.classes] == expected_ranks(doc["classes"])
 
 
+def test_the_page_says_how_long_the_suite_took_when_the_file_says(results):
+    assert "after 41.5 minutes for the whole command" in Leaderboard(read_folder(results), {}).page()
+    edit(results, lambda d: d["provenance"].pop("suite_seconds"))  # a file written before the suite was timed
+    (task,) = read_folder(results)
+    assert task.provenance.suite_seconds is None and task.provenance.parallel_runs == 2
+    assert "minutes for the whole command" not in Leaderboard((task,), {}).page()
+
+
 def test_a_missing_folder_says_how_to_make_it(tmp_path):
     with pytest.raises(BenchError, match=r"nope: the benchmark results folder is missing; run `make bench-tasks`"):
         read_folder(tmp_path / "nope")

@@ -47,6 +47,8 @@ class Provenance:
     device: str
     date: str
     command: str
+    suite_seconds: int | None = None
+    """Wall seconds of the whole command that wrote the file (every task together); None in older files."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ def parse(path: Path, text: str) -> TaskResults:
         threads_per_run=g(prov, "threads_per_run", "provenance", int),
         parallel_runs=g(prov, "parallel_runs", "provenance", int), device=g(prov, "device", "provenance", str),
         date=g(prov, "date", "provenance", str), command=g(prov, "command", "provenance", str),
+        suite_seconds=g(prov, "suite_seconds", "provenance", int, nullable=True) if "suite_seconds" in prov else None,
     )
     classes = [_class(f, c, f"classes[{i}]", len(evals)) for i, c in enumerate(g(doc, "classes", "", list))]
     skipped = g(doc, "skipped", "", dict)

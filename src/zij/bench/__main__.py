@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import sys
+import time
 from pathlib import Path
 
 from .._registry import entries
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None, stream=None) -> int:
     suite = Suite(tasks, [e for e in classes if e.name in names], factors, seeds, steps, extend, args.device, jobs,
                   progress)
     suite.pairs = {k: v for k, v in suite.pairs.items() if k[1] not in skipped[k[0]]}
+    started = time.perf_counter()
     pairs = suite.run()
+    prov["suite_seconds"] = round(time.perf_counter() - started)
     for task in tasks:
         header = task_header(TASKS[task], steps[task], factors, TASKS[task].seeds(seeds))
         records = {}

@@ -355,3 +355,51 @@ def test_griffe_shortcut_gives_the_parameters_griffe_computes():
             ours, griffes = own_init_parameters(cls), _INHERITED.fget(cls)
             assert [(p.name, p.default) for p in ours] == [(p.name, p.default) for p in griffes]
         assert [p.name for p in own_init_parameters(module["Own"])] == ["self", "c"]
+
+
+# -- the API page cache ------------------------------------------------------------------------
+MARK = '<p id="zij-test-mark">from the cache</p>'
+
+
+def api_outputs(site: Path) -> dict[str, bytes]:
+    """What the API pages make: their HTML, the mkdocstrings inventory and their search entries."""
+    files = {p.relative_to(site).as_posix(): p.read_bytes() for p in sorted((site / "api").rglob("*.html"))}
+    files["objects.inv"] = (site / "objects.inv").read_bytes()
+    docs = json.loads((site / "search" / "search_index.json").read_text())["docs"]
+    files["search entries"] = [d for d in docs if d["location"].startswith("api/")]
+    return files
+
+
+def test_api_pages_come_from_their_cache_while_their_inputs_hold(tmp_path):
+    cache = tmp_path / "cache"
+    if (ROOT / "build" / ".cache").is_dir():  # the other caches warm, so that only the API pages are cold
+        shutil.copytree(ROOT / "build" / ".cache", cache, ignore=shutil.ignore_patterns("api-pages", "*.tmp"))
+    build = lambda name: build_site(tmp_path, CANON, tmp_path / name, cache_dir=cache,  # noqa: E731
+                                    options={"trajectories": False})
+    proc = build("rendered")
+    assert proc.returncode == 0, proc.stderr
+    entries = sorted((cache / "api-pages").glob("*.json"))
+    families = sorted(p.parent.name for p in (tmp_path / "rendered" / "api").glob("*/index.html"))
+    assert [p.name for p in entries] == [f"api__{f}.md.json" for f in families]
+    proc = build("cached")
+    assert proc.returncode == 0, proc.stderr
+    assert api_outputs(tmp_path / "cached") == api_outputs(tmp_path / "rendered")
+
+    used, stale, corrupt = entries[:3]
+    for path, key in ((used, None), (stale, "an older key")):  # the same mark in two entries, one under a stale key
+        entry = json.loads(path.read_text())
+        entry["content"] = MARK + entry["content"]
+        entry["key"] = key or entry["key"]
+        path.write_text(json.dumps(entry))
+    corrupt.write_text('{"key": ')
+    (cache / "api-pages" / "api__gone.md.json").write_text("{}")  # a page the site no longer has
+    proc = build("tampered")
+    assert proc.returncode == 0, proc.stderr
+    page = lambda site, entry: (tmp_path / site / "api" / entry.name[5:-8] / "index.html").read_text()  # noqa: E731
+    assert MARK in page("tampered", used), "the cached entry was not used"
+    assert MARK not in page("tampered", stale) and page("tampered", stale) == page("rendered", stale)
+    assert page("tampered", corrupt) == page("rendered", corrupt)
+    assert not (cache / "api-pages" / "api__gone.md.json").exists()
+    for path in (stale, corrupt):  # both rendered again and written back in full
+        entry = json.loads(path.read_text())
+        assert entry["key"] != "an older key" and MARK not in entry["content"] and 'class="doc doc-heading"' in entry["content"]

@@ -41,7 +41,8 @@ from mkdocs.structure.toc import get_toc
 from mkdocs.utils import CountHandler
 
 from . import a11y
-from .api import Catalog, StateTable, api_urls, check_links, family_page
+from .api import Catalog, StateTable, _source_key, api_urls, check_links, family_page
+from .api_cache import ApiPageCache
 from .benchmarks import BenchError
 from .canon import load
 from .downloads import render_downloads
@@ -76,7 +77,8 @@ class CanonConfig(base.Config):
     katex_dir = c.Optional(c.Dir(exists=True))
     """The npm ``katex`` package; found under ``node_modules`` when not set."""
     cache_dir = c.Optional(c.Type(str))
-    """Folder for what later builds reuse: validated records, search sections, KaTeX renders, the API catalog."""
+    """Folder for what later builds reuse: validated records, search sections, KaTeX renders, the API catalog and
+    the API pages' HTML."""
     atomic = c.Type(bool, default=True)
     """Build into a temporary folder and swap it in only after a clean build."""
     api = c.Type(bool, default=True)
@@ -95,6 +97,9 @@ class CanonConfig(base.Config):
     lean_search = c.Type(bool, default=True)
     """Index pages for Material's search with :mod:`zij_canon.search` (same entries, faster, cached by page); off,
     Material's own parser reads every page."""
+    api_page_cache = c.Type(bool, default=True)
+    """Keep the API pages' rendered HTML in ``cache_dir`` and reuse it while the page, the package's sources and the
+    configuration are unchanged (:mod:`zij_canon.api_cache`); off, mkdocstrings renders every API page each build."""
 
 
 def _render_nothing(page, config, files) -> None:
@@ -189,6 +194,7 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         self.sections = None
         self.nav_uris: set[str] = set()
         self.indexed: set[str] = set()
+        self.api_cache: ApiPageCache | None = None
 
     def on_startup(self, *, command, dirty):
         """Remember the command: ``serve`` builds without the atomic swap."""
@@ -318,9 +324,11 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         return files
 
     def on_nav(self, nav, *, config, files):
-        """Remember which pages the nav lists: the others share their folder's nav HTML."""
+        """Remember which pages the nav lists (the others share their folder's nav HTML); open the API page cache."""
         self.nav_uris = {p.file.src_uri for p in nav.pages}
         self.indexed = set()
+        use_cache = self.config.api and self.config.api_page_cache and self.config.cache_dir
+        self.api_cache = ApiPageCache(Path(self.config.cache_dir), config, files, _source_key()) if use_cache else None
         return nav
 
     def on_env(self, env, *, config, files):
@@ -348,9 +356,12 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         return posixpath.dirname(page.url.rstrip("/"))
 
     def on_pre_page(self, page, *, config, files):
-        """A generated page skips Markdown: its source is front matter only, and on_page_content gives the body."""
+        """A generated page skips Markdown: its source is front matter only, and on_page_content gives the body.
+        An API page renders through the API page cache."""
         if page.file.src_uri in self.pages:
             page.render = functools.partial(_render_nothing, page)
+        elif self.api_cache is not None and page.file.src_uri.startswith("api/"):
+            self.api_cache.attach(page)
         return page
 
     def on_page_content(self, html, *, page, config, files):
@@ -410,6 +421,9 @@ class CanonPlugin(BasePlugin[CanonConfig]):
         """Keep the search sections for the next build; swap the finished build in, unless strict mode will reject it."""
         if self.sections is not None:
             self.sections.save()
+        if self.api_cache is not None:
+            self.api_cache.prune()
+            log.debug("API pages: %d from the cache, %d rendered", self.api_cache.hits, self.api_cache.misses)
         if self.trajectories is not None:
             self.trajectories.prune()
         if self.final_site_dir is None:

@@ -32,3 +32,20 @@ def test_matrix_rows_stay_centred_unit_vectors_and_zero_gradient_rows_do_not_mov
         torch.testing.assert_close(w.detach().norm(dim=1), torch.ones(3, dtype=torch.float64), rtol=0, atol=1e-12)
         if _ > 0:  # after the first step's projection, the row without gradient stays put
             torch.testing.assert_close(w.detach()[1], before[1], rtol=0, atol=1e-12)
+
+
+def test_a_row_of_equal_weights_centres_to_zero_instead_of_nan():
+    # the official code (eps = 0) divides the centred row 0 by its norm 0; here it stays zero, then moves
+    w = torch.tensor([[0.5, 0.5, 0.5], [1.0, -1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    for foreach in (False, True):
+        p = w.detach().clone().requires_grad_()
+        opt = zij.Nero([p], lr=0.1, foreach=foreach)
+        p.grad = torch.zeros_like(p)
+        opt.step()
+        torch.testing.assert_close(p.detach()[0], torch.zeros(3, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(p.detach()[1], torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64) / 2**0.5)
+        p.grad = torch.tensor([[1.0, -2.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+        opt.step()  # the zero row takes a step, is centred and normalized again
+        assert torch.isfinite(p).all()
+        torch.testing.assert_close(p.detach()[0].norm(), torch.tensor(1.0, dtype=torch.float64))
+        assert (p.detach()[0] < 0).tolist() == [True, False, True]

@@ -23,9 +23,14 @@ def neuron_mean(x: torch.Tensor) -> torch.Tensor:
 
 
 def project_(param: torch.Tensor, eps: float) -> torch.Tensor:
-    """Centre each neuron and scale it to unit norm, in place: w <- (w - mean w) / (||w - mean w|| + eps)."""
+    """Centre each neuron and scale it to unit norm, in place: w <- (w - mean w) / (||w - mean w|| + eps).
+
+    A neuron whose weights are all equal centres to zero and stays zero (the official code, with eps = 0,
+    divides 0 by 0 there and fills the layer with NaN).
+    """
     param.sub_(neuron_mean(param))
-    return param.div_(neuron_norm(param).add_(eps))
+    norm = neuron_norm(param).add_(eps)
+    return param.div_(norm.masked_fill_(norm == 0, 1.0))
 
 
 def _initial_scale(param: torch.Tensor) -> torch.Tensor:
@@ -80,7 +85,8 @@ class Nero(ZijOptimizer):
     $$
 
     Entries of the normalized gradient that come out $0/0$ (a neuron whose gradient has always been zero,
-    with $\epsilon = 0$) are set to zero. $\sigma = 1$ for a projected matrix; otherwise the mean of
+    with $\epsilon = 0$) are set to zero, and so is a neuron whose weights are all equal when it is centred
+    (the official code divides $0/0$ in both places). $\sigma = 1$ for a projected matrix; otherwise the mean of
     the neuron norms at the first step (0.01 if that is zero).
 
     Non-finite gradients: a NaN or infinite gradient entry propagates into the parameters it reaches
@@ -140,8 +146,7 @@ register(OptimizerEntry(
     family="layer-wise",
     recipe={"lr": 0.05, "constraints": False},
     recipes={"logistic": {"lr": 5.0}, "rosenbrock": {"lr": 0.002, "beta": 0.9}},
-    # eps > 0: the quadratic problem starts with constant rows, which centre to zero (0 / 0 without eps)
-    variants={"constraints": Variant({"constraints": True, "eps": 1e-8}, skips={
+    variants={"constraints": Variant({"constraints": True}, skips={
         check: "with constraints every row of a matrix is kept centred at unit norm, so the weights cannot reach "
                "this problem's minimum; the constraint is meant for the matrices of networks with normalized layers"
         for check in ("quadratic", "logistic", "rosenbrock")})},

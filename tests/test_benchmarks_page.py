@@ -67,7 +67,7 @@ def test_reads_what_the_package_writes(results):
 
 
 def test_the_page_says_how_long_the_suite_took_when_the_file_says(results):
-    assert "after 41.5 minutes for the whole command" in Leaderboard(read_folder(results), {}).page()
+    assert ", 41.5 minutes for the whole command" in Leaderboard(read_folder(results), {}).page()
     edit(results, lambda d: d["provenance"].pop("suite_seconds"))  # a file written before the suite was timed
     (task,) = read_folder(results)
     assert task.provenance.suite_seconds is None and task.provenance.parallel_runs == 2

@@ -3,7 +3,7 @@
 A file (schema 1) holds ``task`` (its name, description, parameter count, steps, warm-up, the
 evaluation steps every curve is sampled at, the target, the grid factors, seeds, the selection rule
 and the data's provenance), ``provenance`` (commit, dirty tree, torch, Python, CPU model, CPUs,
-threads per run, parallel runs, device, UTC date, command, and the wall seconds the whole suite
+threads per run, parallel runs, device, UTC date and time the command started, the command, and the wall seconds the whole suite
 of that command took, every task together), ``classes`` (ranked by mean best
 validation loss; each with its step key, recipe rate, grid, best rate and whether it is at an end of
 the grid, the sensitivity curve (seed 0's best validation loss per rate), mean and spread over seeds

@@ -77,10 +77,11 @@ def _recording(obj, name: str, calls: list, page):
     own = name in vars(obj)
 
     def record(*args, **kwargs):
-        if page is not None:  # autorefs: the first argument is the page being rendered
-            calls.append([args[0] is page, list(args[1:]), kwargs])
-        else:
+        if page is None:
             calls.append([True, list(args), kwargs])
+        else:  # autorefs: the first argument is the page being rendered (anything else makes the page uncacheable)
+            own = bool(args) and args[0] is page
+            calls.append([own, list(args[1:]), kwargs])
         return original(*args, **kwargs)
 
     setattr(obj, name, record)

@@ -403,3 +403,22 @@ def test_api_pages_come_from_their_cache_while_their_inputs_hold(tmp_path):
     for path in (stale, corrupt):  # both rendered again and written back in full
         entry = json.loads(path.read_text())
         assert entry["key"] != "an older key" and MARK not in entry["content"] and 'class="doc doc-heading"' in entry["content"]
+
+
+def test_recorded_registrations_know_whether_they_were_for_the_page():
+    from zij_canon.api_cache import _recording
+
+    class Autorefs:
+        def __init__(self):
+            self.seen = []
+
+        def register_anchor(self, page, identifier, anchor=None, *, title=None, primary=True):
+            self.seen.append((page, identifier))
+
+    page, other, calls, autorefs = object(), object(), [], Autorefs()
+    with _recording(autorefs, "register_anchor", calls, page):
+        autorefs.register_anchor(page, "zij.Adam", title="Adam")
+        autorefs.register_anchor(other, "elsewhere")
+    autorefs.register_anchor(page, "after")  # the original method is back
+    assert calls == [[True, ["zij.Adam"], {"title": "Adam"}], [False, ["elsewhere"], {}]]
+    assert autorefs.seen == [(page, "zij.Adam"), (other, "elsewhere"), (page, "after")] and "register_anchor" not in vars(autorefs)

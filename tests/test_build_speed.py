@@ -422,3 +422,24 @@ def test_recorded_registrations_know_whether_they_were_for_the_page():
     autorefs.register_anchor(page, "after")  # the original method is back
     assert calls == [[True, ["zij.Adam"], {"title": "Adam"}], [False, ["elsewhere"], {}]]
     assert autorefs.seen == [(page, "zij.Adam"), (other, "elsewhere"), (page, "after")] and "register_anchor" not in vars(autorefs)
+
+
+def test_an_unusable_entry_changes_nothing_and_registers_nothing():
+    from types import SimpleNamespace
+
+    from zij_canon.api_cache import ApiPageCache
+
+    registered = []
+    cache = ApiPageCache.__new__(ApiPageCache)
+    cache.autorefs = SimpleNamespace(register_anchor=lambda *a, **k: registered.append(a))
+    cache.inventory = None
+    page = SimpleNamespace(content="before")
+    entry = {"key": "k", "content": "after", "toc": [], "title": "T", "anchors": [], "links": None,
+             "autorefs": [[True, ["zij.Adam"], {"title": "Adam"}]]}  # no "inventory": written by other code
+    assert not cache._replay(page, entry, files=None)
+    assert page.content == "before" and registered == []
+    entry["inventory"] = [[True, ["zij.Adam", "py", "class", "api/x/#zij.Adam"], {}]]  # objects, but no inventory
+    assert not cache._replay(page, entry, files=None) and registered == []
+    entry["inventory"] = []
+    assert cache._replay(page, entry, files=None)
+    assert page.content == "after" and registered == [(page, "zij.Adam")]

@@ -22,26 +22,15 @@ import hashlib
 import json
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 from mkdocs.structure.toc import AnchorLink, TableOfContents
 
-from .cache import code_key
+from .cache import code_key, library_versions
 
 FORMAT = "api-page 1"  # change to drop entries written by older code
 LIBRARIES = ("mkdocs", "markdown", "pymdown-extensions", "pygments", "jinja2", "markupsafe", "mkdocstrings",
              "mkdocstrings-python", "griffe", "griffelib", "mkdocs-autorefs")
-
-
-def _versions() -> str:
-    out = []
-    for name in LIBRARIES:
-        try:
-            out.append(f"{name}={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            out.append(f"{name}=-")
-    return "\n".join(out)
 
 
 def _kind(value) -> str:
@@ -74,7 +63,7 @@ def _toc_links(data: list[dict]) -> list[AnchorLink]:
 def _recording(obj, name: str, calls: list, page):
     """Record the calls of ``obj.name`` (arguments after the page, for ``register_anchor``) while the block runs."""
     original = getattr(obj, name)
-    own = name in vars(obj)
+    shadowed = name in vars(obj)  # an instance attribute of that name is put back; otherwise the class's shows again
 
     def record(*args, **kwargs):
         if page is None:
@@ -88,7 +77,7 @@ def _recording(obj, name: str, calls: list, page):
     try:
         yield
     finally:
-        if own:
+        if shadowed:
             setattr(obj, name, original)
         else:
             delattr(obj, name)
@@ -111,7 +100,7 @@ class ApiPageCache:
         }
         custom = config.theme.custom_dir
         base = hashlib.sha256()
-        for part in (FORMAT, code_key(), _versions(), source_key,
+        for part in (FORMAT, code_key(), library_versions(LIBRARIES), source_key,
                      json.dumps(settings, sort_keys=True, default=_kind),
                      _tree_digest(Path(custom) if custom else None),
                      "\n".join(sorted(f.src_uri for f in files))):
@@ -163,7 +152,8 @@ class ApiPageCache:
         return entry if isinstance(entry, dict) and entry.get("key") == key else None
 
     def _replay(self, page, entry: dict, files) -> bool:
-        """Set what rendering would set on ``page`` and register what it would register; False if the entry is unusable."""
+        """Set what rendering would set on ``page`` and register what it would register; False if the entry is
+        unusable (then nothing is changed or registered)."""
         try:
             links = None
             if entry["links"] is not None:
@@ -171,14 +161,19 @@ class ApiPageCache:
                 if None in links:
                     return False
             toc = TableOfContents(_toc_links(entry["toc"]))
-            page.content, page.toc, page._title_from_render = entry["content"], toc, entry["title"]
-            page.present_anchor_ids, page.links_to_anchors = set(entry["anchors"]), links
-            for _, args, kwargs in entry["autorefs"]:
-                self.autorefs.register_anchor(page, *args, **kwargs)
-            for _, args, kwargs in entry["inventory"]:
-                self.inventory.register(*args, **kwargs)
+            content, title, present = str(entry["content"]), entry["title"], set(entry["anchors"])
+            anchors = [(list(args), dict(kwargs)) for _, args, kwargs in entry["autorefs"]]
+            objects = [(list(args), dict(kwargs)) for _, args, kwargs in entry["inventory"]]
         except (KeyError, TypeError, ValueError, AttributeError):
             return False
+        if (anchors and self.autorefs is None) or (objects and self.inventory is None):
+            return False
+        page.content, page.toc, page._title_from_render = content, toc, title
+        page.present_anchor_ids, page.links_to_anchors = present, links
+        for args, kwargs in anchors:
+            self.autorefs.register_anchor(page, *args, **kwargs)
+        for args, kwargs in objects:
+            self.inventory.register(*args, **kwargs)
         return True
 
     def _write(self, page, key: str, anchors: list, objects: list) -> None:

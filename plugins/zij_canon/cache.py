@@ -36,15 +36,22 @@ PACKAGE = Path(__file__).parent
 LIBRARIES = ("pydantic", "pydantic-core", "pyyaml", "license-expression", "mkdocs-material")
 
 
+def library_versions(names) -> str:
+    """``name=version`` of each installed distribution (``name=-`` if it is not installed), one a line."""
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}={metadata.version(name)}\n")
+        except metadata.PackageNotFoundError:
+            out.append(f"{name}=-\n")
+    return "".join(out)
+
+
 @functools.cache
 def code_key() -> str:
     """Digest of everything a cached result depends on besides its input."""
     digest = hashlib.sha256(sys.version.encode())
-    for name in LIBRARIES:
-        try:
-            digest.update(f"{name}={metadata.version(name)}\n".encode())
-        except metadata.PackageNotFoundError:
-            digest.update(f"{name}=-\n".encode())
+    digest.update(library_versions(LIBRARIES).encode())
     for path in sorted(PACKAGE.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
